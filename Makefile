@@ -1,0 +1,50 @@
+# roomtrust: the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: all venv demo test test-fast bench lint format typecheck up down status fuzz clean
+
+all: venv
+
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	touch $@
+
+venv: $(VENV)/.synced
+
+demo: venv
+	$(VENV)/bin/roomtrust demo
+	$(VENV)/bin/roomtrust fleet run scenarios/smoke.yaml
+
+test: venv
+	$(VENV)/bin/pytest -q
+
+bench: venv
+	$(PY) -m bench
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+up: venv
+	$(VENV)/bin/roomtrust up
+
+down: venv
+	$(VENV)/bin/roomtrust down
+
+status: venv
+	$(VENV)/bin/roomtrust status
+
+clean:
+	-$(VENV)/bin/roomtrust down
+	rm -rf .roomtrust reports/out

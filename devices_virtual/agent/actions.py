@@ -1,0 +1,110 @@
+"""Actions the device agent asks its driver to perform. The agent never performs I/O itself.
+
+`target` says whom an action talks to: "connectivity", "ntp", "proxy_test", "vendor" (the
+preconfigured domains, DM-12) or "dm" (the device's DM server). While the DM connection is switched
+off, no action with target "dm" is ever returned (DM-03).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    request_id: int
+    method: str
+    url: str
+    target: str
+    purpose: str
+    json: dict[str, Any] | None = None
+    mtls: bool = False
+    bearer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NtpQuery:
+    """One SNTP request over UDP to `host` port 123."""
+
+    request_id: int
+    host: str
+    target: str = "ntp"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    name: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCredential:
+    """Keep the certificate the DM service issued (beside the key the driver made)."""
+
+    device_id: str
+    certificate_pem: str
+    ca_pem: str
+    target: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetCredential:
+    """The certificate was revoked or refused: drop it and the connections built on it."""
+
+    target: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenChannel:
+    """Open the device's own outbound WSS command channel (mutual TLS)."""
+
+    url: str
+    target: str = "dm"
+
+
+@dataclass(frozen=True, slots=True)
+class SendChannel:
+    message: dict[str, Any]
+    target: str = "dm"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseDmSession:
+    """Close the command channel and every pooled connection to the DM server, locally."""
+
+    target: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class InstallImage:
+    """Verify and install a firmware image (filled in by the firmware issue)."""
+
+    url: str
+    version: str
+    target: str = "dm"
+
+
+@dataclass(frozen=True, slots=True)
+class Reboot:
+    target: str = "local"
+
+
+Action = (
+    HttpRequest
+    | NtpQuery
+    | StartTimer
+    | CancelTimer
+    | StoreCredential
+    | ForgetCredential
+    | OpenChannel
+    | SendChannel
+    | CloseDmSession
+    | InstallImage
+    | Reboot
+)

@@ -1,0 +1,575 @@
+"""The device agent: one room device's behaviour towards the network, as a sans-IO state machine.
+
+Feed it events through `handle(event)`; it returns the actions its driver must perform. It owns no
+socket, clock, file or random state: time comes in as `event.now`, key material as the CSR in its
+identity, randomness (if any) as the optional `jitter` function.
+
+What it does:
+- at power-up and on a network change, the preconfigured-domain sequence (DM-12): the connectivity
+  checks, then NTP (first server, then the second), then the DM server address; NTP again
+  periodically. The proxy test site only when enabled; the vendor links only on a user action;
+- enrollment with its CSR; a refusal (403: not deployed) is retried with backoff and nothing else is
+  sent to the DM service (DM-02);
+- heartbeats (every 30 s, or as the service says) and telemetry with only DM-09 fields;
+- the outbound command channel; config, firmware and diagnostics commands go to the `on_*` hooks;
+- the DM toggle (DM-03): while it is off, no action towards the DM service is returned;
+- injected camera/microphone/display faults, reported as health events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from devices_virtual.agent.actions import (
+    Action,
+    CancelTimer,
+    CloseDmSession,
+    ForgetCredential,
+    HttpRequest,
+    NtpQuery,
+    OpenChannel,
+    SendChannel,
+    StartTimer,
+    StoreCredential,
+)
+from devices_virtual.agent.backoff import Backoff
+from devices_virtual.agent.domains import (
+    CONNECTIVITY_CHECKS,
+    NCSI_BODY,
+    NTP_SERVERS,
+    PROXY_TEST_HOST,
+    VENDOR_LINKS,
+)
+from devices_virtual.agent.events import (
+    CallStateChanged,
+    ChannelClosed,
+    ChannelMessage,
+    ChannelOpened,
+    DmToggled,
+    Event,
+    FaultCleared,
+    FaultInjected,
+    HttpResponse,
+    ImageInstalled,
+    NetworkChanged,
+    NetworkInfo,
+    NtpReply,
+    PowerOn,
+    ProxyTestToggled,
+    RequestFailed,
+    TimerFired,
+    UserOpenedLink,
+)
+from devices_virtual.agent.telemetry import telemetry_report
+from devices_virtual.models import DeviceModel
+
+# Timer names. DM timers are cancelled whenever the DM connection is switched off.
+T_BOOT = "boot"
+T_CHECKS = "checks"
+T_NTP = "ntp"
+T_ENROLL = "enroll"
+T_HEARTBEAT = "heartbeat"
+T_TELEMETRY = "telemetry"
+T_CHANNEL = "channel"
+DM_TIMERS = (T_ENROLL, T_HEARTBEAT, T_TELEMETRY, T_CHANNEL)
+
+REVOKED_CHANNEL_CODE = 4003
+
+
+class Phase(StrEnum):
+    OFF = "off"
+    BOOTING = "booting"
+    CHECKING = "checking"
+    NO_NETWORK = "no_network"
+    TIME_SYNC = "time_sync"
+    ENROLLING = "enrolling"
+    ENROLL_WAIT = "enroll_wait"
+    ONLINE = "online"
+    DM_OFF = "dm_off"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """Who the device is. `csr_pem` is made by the driver from a key it keeps (the agent never
+    sees the private key)."""
+
+    mac: str
+    serial_number: str
+    model: DeviceModel
+    name: str
+    csr_pem: str
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    dm_url: str
+    dm_enabled: bool = True
+    heartbeat_s: float = 30.0
+    telemetry_s: float = 900.0
+    ntp_interval_s: float = 3600.0
+    checks_retry_s: float = 60.0
+    boot_seconds: float | None = None  # None: the model's boot time
+    connectivity_checks: bool = True
+    proxy_test_enabled: bool = False
+    command_channel: bool = True
+    enroll_backoff: Backoff = field(default_factory=Backoff)
+    channel_backoff: Backoff = field(default_factory=lambda: Backoff(initial=5.0, cap=300.0))
+    network: NetworkInfo = field(default_factory=NetworkInfo)
+
+
+class DeviceAgent:
+    __slots__ = (
+        "_booting",
+        "_channel_attempts",
+        "_channel_wanted",
+        "_checks_left",
+        "_checks_ok",
+        "_network_ready",
+        "_next_heartbeat",
+        "_next_id",
+        "_ntp_server",
+        "_pending",
+        "channel_open",
+        "clock_offset",
+        "config",
+        "configuration_version",
+        "device_id",
+        "dm_enabled",
+        "enroll_attempts",
+        "enrolled",
+        "faults",
+        "firmware_version",
+        "identity",
+        "in_call",
+        "jitter",
+        "network",
+        "phase",
+        "proxy_test_enabled",
+        "software_version",
+    )
+
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        config: AgentConfig,
+        jitter: Callable[[float], float] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.config = config
+        self.jitter = jitter
+        self.phase = Phase.OFF
+        self.dm_enabled = config.dm_enabled
+        self.proxy_test_enabled = config.proxy_test_enabled
+        self.network = config.network
+        self.device_id: str | None = None
+        self.enrolled = False
+        self.software_version = identity.model.software_version
+        self.firmware_version = identity.model.firmware_version
+        self.configuration_version: str | None = None
+        self.clock_offset: float | None = None
+        self.faults: dict[str, str] = {}
+        self.in_call = False
+        self.enroll_attempts = 0
+        self.channel_open = False
+        self._channel_wanted = False
+        self._channel_attempts = 0
+        self._pending: dict[int, str] = {}
+        self._next_id = 0
+        self._checks_left: set[int] = set()
+        self._checks_ok = False
+        self._ntp_server = 0
+        self._booting = False  # inside the preconfigured-domain sequence
+        self._network_ready = False
+        self._next_heartbeat: float | None = None
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def dm_host(self) -> str:
+        return urlsplit(self.config.dm_url).netloc
+
+    @property
+    def status(self) -> str:
+        if self.faults:
+            return "fault"
+        return "in_call" if self.in_call else "online"
+
+    def handle(self, event: Event) -> list[Action]:
+        match event:
+            case PowerOn():
+                return self._power_on(event.now)
+            case TimerFired():
+                return self._timer(event.now, event.name)
+            case HttpResponse() | RequestFailed() | NtpReply():
+                return self._answer(event)
+            case NetworkChanged():
+                self.network = event.network
+                return self._leave_dm() + self._start_preconfigured(event.now)
+            case DmToggled():
+                return self._toggle(event.now, event.enabled)
+            case ChannelOpened():
+                self.channel_open, self._channel_attempts = True, 0
+                return []
+            case ChannelMessage():
+                return self._channel_message(event.now, event.message)
+            case ChannelClosed():
+                return self._channel_closed(event.now, event.code)
+            case FaultInjected():
+                return self._fault(event.now, event.component, event.detail)
+            case FaultCleared():
+                return self._fault(event.now, event.component, None)
+            case CallStateChanged():
+                changed = self.in_call != event.in_call
+                self.in_call = event.in_call
+                return self._telemetry() if changed and self._online else []
+            case UserOpenedLink():
+                return self._open_link(event.link)
+            case ProxyTestToggled():
+                self.proxy_test_enabled = event.enabled
+                return []
+            case ImageInstalled():
+                return self.on_image_installed(event)
+        raise TypeError(f"not a device agent event: {event!r}")
+
+    # -- hooks for configuration and firmware (filled in by the configuration/firmware issue) ----
+
+    def on_command(self, now: float, command: dict[str, Any]) -> list[Action]:
+        kind = command.get("kind")
+        if kind == "config":
+            return self.on_config_command(now, command)
+        if kind == "firmware":
+            return self.on_firmware_command(now, command)
+        if kind == "diagnostics":
+            return self.on_diagnostics_command(now, command)
+        return []
+
+    def on_config_command(self, now: float, command: dict[str, Any]) -> list[Action]:
+        """Apply a configuration command. Not implemented yet: no actions, no acknowledgement."""
+        return []
+
+    def on_firmware_command(self, now: float, command: dict[str, Any]) -> list[Action]:
+        """Start a firmware update (InstallImage, then Reboot). Not implemented yet: no actions."""
+        return []
+
+    def on_diagnostics_command(self, now: float, command: dict[str, Any]) -> list[Action]:
+        """Upload a diagnostics bundle. Not implemented yet: no actions."""
+        return []
+
+    def on_image_installed(self, event: ImageInstalled) -> list[Action]:
+        """The driver installed (or refused) an image. Not implemented yet: no actions."""
+        return []
+
+    # -- boot and preconfigured domains (DM-12) ---------------------------------------------------
+
+    def _power_on(self, now: float) -> list[Action]:
+        self._pending.clear()
+        self.channel_open = self._channel_wanted = False
+        self._network_ready = False
+        self.phase = Phase.BOOTING
+        boot = self.config.boot_seconds
+        if boot is None:
+            boot = self.identity.model.boot_seconds
+        cancel: list[Action] = [CancelTimer(name) for name in (T_CHECKS, T_NTP, *DM_TIMERS)]
+        return [*cancel, StartTimer(T_BOOT, now + boot)]
+
+    def _start_preconfigured(self, now: float) -> list[Action]:
+        self._booting, self._network_ready = True, False
+        if not self.config.connectivity_checks:
+            return self._start_time_sync(now)
+        self.phase = Phase.CHECKING
+        self._checks_left.clear()
+        self._checks_ok = False
+        actions: list[Action] = []
+        for host, path in CONNECTIVITY_CHECKS:
+            request = self._request("GET", f"http://{host}{path}", "connectivity", "check")
+            self._checks_left.add(request.request_id)
+            actions.append(request)
+        return actions
+
+    def _check_answered(self, now: float, request_id: int, ok: bool) -> list[Action]:
+        self._checks_left.discard(request_id)
+        self._checks_ok = self._checks_ok or ok
+        if self._checks_left:
+            return []
+        if not self._checks_ok:
+            self.phase = Phase.NO_NETWORK
+            return [StartTimer(T_CHECKS, now + self.config.checks_retry_s)]
+        return self._start_time_sync(now)
+
+    def _start_time_sync(self, now: float) -> list[Action]:
+        if self._booting:
+            self.phase = Phase.TIME_SYNC
+        self._ntp_server = 0
+        return [self._ntp_query()]
+
+    def _ntp_query(self) -> NtpQuery:
+        request_id = self._new_id("ntp")
+        return NtpQuery(request_id, NTP_SERVERS[self._ntp_server])
+
+    def _ntp_answered(self, now: float, server_time: float | None) -> list[Action]:
+        if server_time is None and self._ntp_server + 1 < len(NTP_SERVERS):
+            self._ntp_server += 1
+            return [self._ntp_query()]
+        if server_time is not None:
+            self.clock_offset = server_time - now
+        actions: list[Action] = [StartTimer(T_NTP, now + self.config.ntp_interval_s)]
+        if self._booting:
+            self._booting, self._network_ready = False, True
+            if self.proxy_test_enabled:
+                actions.append(self._request("GET", f"http://{PROXY_TEST_HOST}/", "proxy_test"))
+            actions += self._start_dm(now)
+        return actions
+
+    def _open_link(self, link: str) -> list[Action]:
+        host = VENDOR_LINKS.get(link)
+        if host is None:
+            raise ValueError(f"unknown link {link!r}; links are: {', '.join(VENDOR_LINKS)}")
+        return [self._request("GET", f"https://{host}/", "vendor", link)]
+
+    # -- the DM service ---------------------------------------------------------------------------
+
+    @property
+    def _online(self) -> bool:
+        return self.phase is Phase.ONLINE
+
+    def _start_dm(self, now: float) -> list[Action]:
+        if not self.dm_enabled:
+            self.phase = Phase.DM_OFF
+            return []
+        if self.enrolled:
+            return self._start_session(now)
+        return self._enroll()
+
+    def _enroll(self) -> list[Action]:
+        self.phase = Phase.ENROLLING
+        body = {"model": self.identity.model.name, "csr_pem": self.identity.csr_pem}
+        return [self._dm_request("POST", "/v1/enroll", "enroll", body, mtls=False)]
+
+    def _enroll_answered(self, now: float, status: int, body: Any) -> list[Action]:
+        if status == 201 and isinstance(body, dict):
+            self.enrolled, self.enroll_attempts = True, 0
+            self.device_id = str(body["device_id"])
+            credential = StoreCredential(
+                self.device_id, str(body["certificate_pem"]), str(body["ca_pem"])
+            )
+            return [credential, *self._start_session(now)]
+        return self._retry_enrollment(now)
+
+    def _retry_enrollment(self, now: float) -> list[Action]:
+        self.enroll_attempts += 1
+        self.phase = Phase.ENROLL_WAIT
+        delay = self.config.enroll_backoff.delay(self.enroll_attempts, self.jitter)
+        return [StartTimer(T_ENROLL, now + delay)]
+
+    def _start_session(self, now: float) -> list[Action]:
+        self.phase = Phase.ONLINE
+        actions: list[Action] = [self._heartbeat(), *self._telemetry()]
+        actions.append(StartTimer(T_TELEMETRY, now + self.config.telemetry_s))
+        actions += [self._health(c, d) for c, d in sorted(self.faults.items())]
+        if self.config.command_channel:
+            actions.append(self._open_channel())
+        return actions
+
+    def _heartbeat(self) -> HttpRequest:
+        body = {
+            "status": self.status,
+            "software_version": self.software_version,
+            "firmware_version": self.firmware_version,
+        }
+        return self._dm_request("POST", "/v1/device/heartbeat", "heartbeat", body)
+
+    def _telemetry(self) -> list[Action]:
+        report = telemetry_report(
+            device_name=self.identity.name,
+            mac=self.identity.mac,
+            serial_number=self.identity.serial_number,
+            server_address=self.dm_host,
+            software_version=self.software_version,
+            firmware_version=self.firmware_version,
+            status=self.status,
+            configuration_version=self.configuration_version,
+            network=self.network,
+            time_zone=self.identity.time_zone,
+        )
+        return [self._dm_request("POST", "/v1/device/telemetry", "telemetry", report)]
+
+    def _health(self, component: str, detail: str | None) -> HttpRequest:
+        body: dict[str, Any] = {
+            "component": component,
+            "state": "ok" if detail is None else "fault",
+        }
+        if detail:
+            body["detail"] = detail
+        return self._dm_request("POST", "/v1/device/health", "health", body)
+
+    def _fault(self, now: float, component: str, detail: str | None) -> list[Action]:
+        if component not in self.identity.model.components:
+            raise ValueError(
+                f"{self.identity.model.name} has no {component!r}; "
+                f"components: {', '.join(self.identity.model.components)}"
+            )
+        was = self.status
+        if detail is None:
+            if self.faults.pop(component, None) is None:
+                return []
+        else:
+            self.faults[component] = detail or f"{component} fault"
+        if not self._online:
+            return []
+        actions: list[Action] = [self._health(component, self.faults.get(component))]
+        return actions + (self._telemetry() if self.status != was else [])
+
+    def _session_answered(self, now: float, purpose: str, status: int | None) -> list[Action]:
+        if status in (401, 403):
+            return self._revoked(now)
+        if purpose == "heartbeat":
+            return [StartTimer(T_HEARTBEAT, now + self._heartbeat_interval)]
+        return []
+
+    def _revoked(self, now: float) -> list[Action]:
+        """The service no longer knows this certificate (un-deployed): back to enrollment."""
+        self.enrolled, self.device_id = False, None
+        actions = self._leave_dm()
+        actions.append(ForgetCredential())
+        return actions + self._retry_enrollment(now)
+
+    def _leave_dm(self) -> list[Action]:
+        """Stop every DM activity: timers, requests in flight, the channel and pooled connections."""
+        self._pending = {k: v for k, v in self._pending.items() if not v.startswith("dm:")}
+        actions: list[Action] = [CancelTimer(name) for name in DM_TIMERS]
+        if self._channel_wanted or self.phase is Phase.ONLINE:
+            actions.append(CloseDmSession())
+        self.channel_open = self._channel_wanted = False
+        return actions
+
+    def _toggle(self, now: float, enabled: bool) -> list[Action]:
+        if enabled == self.dm_enabled:
+            return []
+        self.dm_enabled = enabled
+        if not enabled:
+            actions = self._leave_dm()
+            if self._network_ready:
+                self.phase = Phase.DM_OFF
+            return actions
+        return self._start_dm(now) if self._network_ready else []
+
+    # -- command channel ---------------------------------------------------------------------------
+
+    def _open_channel(self) -> OpenChannel:
+        self._channel_wanted = True
+        scheme, rest = self.config.dm_url.split("://", 1)
+        ws = "wss" if scheme == "https" else "ws"
+        return OpenChannel(f"{ws}://{rest}/v1/device/commands")
+
+    def _channel_message(self, now: float, message: dict[str, Any]) -> list[Action]:
+        if not self.dm_enabled or message.get("type") != "command":
+            return []
+        return self.on_command(now, message)
+
+    def _channel_closed(self, now: float, code: int) -> list[Action]:
+        self.channel_open = False
+        if not self._channel_wanted or not self.dm_enabled:
+            return []
+        if code == REVOKED_CHANNEL_CODE:
+            return self._revoked(now)
+        self._channel_attempts += 1
+        delay = self.config.channel_backoff.delay(self._channel_attempts, self.jitter)
+        return [StartTimer(T_CHANNEL, now + delay)]
+
+    def ack(self, command_id: str, result: dict[str, Any]) -> SendChannel:
+        """The acknowledgement of a command, for the `on_*` hooks to return."""
+        return SendChannel({"type": "ack", "command_id": command_id, "result": result})
+
+    # -- timers and answers -----------------------------------------------------------------------
+
+    @property
+    def _heartbeat_interval(self) -> float:
+        return self._next_heartbeat or self.config.heartbeat_s
+
+    def _timer(self, now: float, name: str) -> list[Action]:
+        if name == T_BOOT:
+            return self._start_preconfigured(now)
+        if name == T_CHECKS:
+            return self._start_preconfigured(now)
+        if name == T_NTP:
+            return [] if self._booting else [self._ntp_query_periodic()]
+        if not self.dm_enabled:
+            return []
+        if name == T_ENROLL and not self.enrolled:
+            return self._enroll()
+        if self.phase is not Phase.ONLINE:
+            return []
+        if name == T_HEARTBEAT:
+            return [self._heartbeat()]
+        if name == T_TELEMETRY:
+            return [*self._telemetry(), StartTimer(T_TELEMETRY, now + self.config.telemetry_s)]
+        if name == T_CHANNEL and self.config.command_channel and not self.channel_open:
+            return [self._open_channel()]
+        return []
+
+    def _ntp_query_periodic(self) -> NtpQuery:
+        self._ntp_server = 0
+        return self._ntp_query()
+
+    def _answer(self, event: HttpResponse | RequestFailed | NtpReply) -> list[Action]:
+        purpose = self._pending.pop(event.request_id, None)
+        if purpose is None:  # stale: sent before a toggle, network change or power cycle
+            return []
+        now = event.now
+        status = event.status if isinstance(event, HttpResponse) else None
+        body = event.body if isinstance(event, HttpResponse) else None
+        if purpose == "ntp":
+            server_time = event.server_time if isinstance(event, NtpReply) else None
+            return self._ntp_answered(now, server_time)
+        if purpose == "connectivity":
+            return self._check_answered(now, event.request_id, _check_ok(status, body))
+        if purpose == "dm:enroll":
+            return self._enroll_answered(now, status or 0, body)
+        if purpose == "dm:heartbeat" and status == 200 and isinstance(body, dict):
+            interval = body.get("next_heartbeat_s")
+            if isinstance(interval, int | float) and interval > 0:
+                self._next_heartbeat = float(interval)
+        if purpose.startswith("dm:"):
+            return self._session_answered(now, purpose[3:], status)
+        return []
+
+    # -- request bookkeeping ----------------------------------------------------------------------
+
+    def _new_id(self, purpose: str) -> int:
+        self._next_id += 1
+        self._pending[self._next_id] = purpose
+        return self._next_id
+
+    def _request(
+        self, method: str, url: str, target: str, purpose: str | None = None
+    ) -> HttpRequest:
+        request_id = self._new_id(target)
+        return HttpRequest(request_id, method, url, target, purpose or target)
+
+    def _dm_request(
+        self, method: str, path: str, purpose: str, body: dict[str, Any], mtls: bool = True
+    ) -> HttpRequest:
+        if not self.dm_enabled:  # a programming error: callers check the toggle first
+            raise AssertionError("DM request while the DM connection is switched off")
+        request_id = self._new_id(f"dm:{purpose}")
+        return HttpRequest(
+            request_id, method, self.config.dm_url + path, "dm", purpose, body, mtls=mtls
+        )
+
+    def with_config(self, **changes: Any) -> None:
+        """Change configuration between runs (tests, simulator sweeps)."""
+        self.config = replace(self.config, **changes)
+
+
+def _check_ok(status: int | None, body: Any) -> bool:
+    if status == 204:
+        return True
+    if status == 200:
+        text = body.encode() if isinstance(body, str) else body
+        return isinstance(text, bytes) and text.strip() == NCSI_BODY
+    return False

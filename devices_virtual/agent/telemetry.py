@@ -1,0 +1,61 @@
+"""The telemetry report: only the DM-09 device-management fields, nothing about people or meetings."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from devices_virtual.agent.events import NetworkInfo
+
+DM09_FIELDS: Final = frozenset(
+    {
+        "device_name",
+        "mac",
+        "serial_number",
+        "server_address",
+        "software_version",
+        "firmware_version",
+        "status",
+        "configuration_version",
+        "network_id",
+        "network_type",
+        "ipv4_address",
+        "ipv6_address",
+        "time_zone",
+    }
+)
+
+
+def telemetry_report(
+    *,
+    device_name: str,
+    mac: str,
+    serial_number: str,
+    server_address: str,
+    software_version: str,
+    firmware_version: str,
+    status: str,
+    configuration_version: str | None,
+    network: NetworkInfo,
+    time_zone: str,
+) -> dict[str, str]:
+    report = {
+        "device_name": device_name,
+        "mac": mac,
+        "serial_number": serial_number,
+        "server_address": server_address,
+        "software_version": software_version,
+        "firmware_version": firmware_version,
+        "status": status,
+        "network_id": network.network_id,
+        "network_type": network.network_type,
+        "ipv4_address": network.ipv4_address,
+        "time_zone": time_zone,
+    }
+    if configuration_version is not None:
+        report["configuration_version"] = configuration_version
+    if network.ipv6_address is not None:
+        report["ipv6_address"] = network.ipv6_address
+    extra = set(report) - DM09_FIELDS
+    if extra:  # a programming error, never data from outside
+        raise AssertionError(f"telemetry outside DM-09: {sorted(extra)}")
+    return report

@@ -1,0 +1,1 @@
+"""Step definitions of the features, one module per area."""

@@ -1,0 +1,248 @@
+"""Steps of features/dm.feature: DM-01, 02, 04, 07, 08, 09, 10 against the live local stack."""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from pytest_bdd import given, parsers, then, when
+
+from roomtrust.testing import region_endpoint, region_engine, table_counts
+from services.common.passwords import is_password_hash
+from services.dm.client import DeviceCredential, DmAdmin, DmError
+from services.dm.domain.catalogue import MANAGED_MODELS
+
+PASSWORD = "correct horse battery staple"
+
+
+def _mac() -> str:
+    return "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
+
+
+def _device(tmp_path: Path, model: str = "MeetingBar A30") -> DeviceCredential:
+    return DeviceCredential(_mac(), f"SN{secrets.token_hex(4)}", model, tmp_path / "keys")
+
+
+def _admin(stack: dict[str, Any], region: str) -> DmAdmin:
+    url, ca = region_endpoint(stack, "dm", region)
+    admin = DmAdmin(url, ca)
+    email = f"qa-{secrets.token_hex(4)}@example.com"
+    admin.register("QA Corp", email, PASSWORD)
+    admin.login(email, PASSWORD)
+    return admin
+
+
+@pytest.fixture
+def ctx() -> Iterator[dict[str, Any]]:
+    state: dict[str, Any] = {}
+    yield state
+    for key in ("http", "admin"):
+        if key in state:
+            state[key].close()
+
+
+@given("the local stack is running", target_fixture="stack")
+def _stack(live_stack: dict[str, Any]) -> dict[str, Any]:
+    assert live_stack["services"].get("dm"), "the stack has no DM region"
+    return live_stack
+
+
+@given(parsers.parse('an administrator of an enterprise in DM region "{region}" with a site'))
+def _admin_with_site(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
+    admin = _admin(stack, region)
+    ctx["admin"], ctx["site"], ctx["region"] = admin, admin.create_site("HQ", "UTC"), region
+    ctx["counts"] = table_counts(region_engine(stack, "dm", region))
+
+
+@when("the administrator deploys one device of every managed model")
+def _deploy_all(ctx: dict[str, Any], tmp_path: Path) -> None:
+    ctx["devices"] = []
+    for model in MANAGED_MODELS:
+        device = _device(tmp_path, model)
+        ctx["admin"].deploy(device.mac, device.serial_number, model, ctx["site"])
+        ctx["devices"].append(device)
+
+
+@when("every deployed device enrolls")
+def _enroll_all(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
+    url, ca = region_endpoint(stack, "dm", ctx["region"])
+    for device in ctx["devices"]:
+        assert device.enroll(url, ca).status_code == 201, device.model
+
+
+@then("every managed model has an enrolled device")
+def _all_models_enrolled(ctx: dict[str, Any]) -> None:
+    enrolled = {d["model"] for d in ctx["admin"].devices() if d["enrolled"]}
+    assert enrolled, "no enrolled device found to check"
+    assert enrolled == set(MANAGED_MODELS)
+
+
+@then(
+    parsers.parse('deploying a model outside the catalogue is refused naming the field "{field}"')
+)
+def _unknown_model(ctx: dict[str, Any], field: str) -> None:
+    with pytest.raises(DmError) as caught:
+        ctx["admin"].deploy(_mac(), "SN0", "MeetingPhone Z1", ctx["site"])
+    assert caught.value.status == 422 and caught.value.body["field"] == field
+
+
+@given("a device that no administrator deployed", target_fixture="device")
+def _undeployed(tmp_path: Path) -> DeviceCredential:
+    return _device(tmp_path)
+
+
+@when(parsers.parse('it asks region "{region}" to enroll'))
+def _ask_enroll(
+    stack: dict[str, Any], ctx: dict[str, Any], device: DeviceCredential, region: str
+) -> None:
+    url, ca = region_endpoint(stack, "dm", region)
+    ctx["response"] = device.enroll(url, ca)
+    assert not device.cert_file.exists()
+
+
+@when(parsers.parse('telemetry is sent to region "{region}" without a client certificate'))
+def _anonymous_telemetry(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
+    url, ca = region_endpoint(stack, "dm", region)
+    with httpx.Client(base_url=url, verify=str(ca)) as http:
+        ctx["response"] = http.post("/v1/device/telemetry", json={"status": "online"})
+
+
+@then(parsers.parse("the answer is {status:d} with a reason"))
+def _status_with_reason(ctx: dict[str, Any], status: int) -> None:
+    response = ctx["response"]
+    assert response.status_code == status
+    assert response.json().get("reason")
+
+
+@then(parsers.parse('no table of region "{region}" gained a row'))
+def _no_rows(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
+    assert table_counts(region_engine(stack, "dm", region)) == ctx["counts"]
+
+
+@given("a deployed and enrolled device", target_fixture="device")
+def _enrolled(stack: dict[str, Any], ctx: dict[str, Any], tmp_path: Path) -> DeviceCredential:
+    device = _device(tmp_path)
+    ctx["admin"].deploy(device.mac, device.serial_number, device.model, ctx["site"])
+    url, ca = region_endpoint(stack, "dm", ctx["region"])
+    assert device.enroll(url, ca).status_code == 201
+    ctx["counts"] = table_counts(region_engine(stack, "dm", ctx["region"]))
+    ctx["http"] = device.client(url, ca)
+    return device
+
+
+@given("the device's heartbeat is accepted")
+def _heartbeat_ok(ctx: dict[str, Any]) -> None:
+    assert ctx["http"].post("/v1/device/heartbeat", json={}).status_code == 200
+
+
+@when("the administrator un-deploys the device")
+def _undeploy(ctx: dict[str, Any], device: DeviceCredential) -> None:
+    assert device.device_id
+    ctx["admin"].undeploy(device.device_id)
+
+
+@then("the device's next heartbeat on the same connection is refused with 403")
+def _refused(ctx: dict[str, Any]) -> None:
+    response = ctx["http"].post("/v1/device/heartbeat", json={})
+    assert response.status_code == 403, response.text
+
+
+@given(parsers.parse('a device enrolled in DM region "{region}"'), target_fixture="device")
+def _enrolled_elsewhere(stack: dict[str, Any], tmp_path: Path, region: str) -> DeviceCredential:
+    admin = _admin(stack, region)
+    device = _device(tmp_path)
+    admin.deploy(device.mac, device.serial_number, device.model, admin.create_site("Site", "UTC"))
+    url, ca = region_endpoint(stack, "dm", region)
+    assert device.enroll(url, ca).status_code == 201
+    with device.client(url, ca) as http:
+        assert http.post("/v1/device/heartbeat", json={}).status_code == 200
+    return device
+
+
+@then(parsers.parse('region "{region}" refuses the device\'s certificate at the handshake'))
+def _foreign_refused(stack: dict[str, Any], device: DeviceCredential, region: str) -> None:
+    url, ca = region_endpoint(stack, "dm", region)
+    try:
+        with device.client(url, ca) as http:
+            response = http.post("/v1/device/heartbeat", json={})
+    except (ssl.SSLError, httpx.TransportError):
+        return
+    pytest.fail(f"region {region} answered a foreign certificate with {response.status_code}")
+
+
+@when(parsers.parse('the device sends telemetry with the field "{field}"'))
+def _send_field(ctx: dict[str, Any], field: str) -> None:
+    ctx["response"] = ctx["http"].post(
+        "/v1/device/telemetry", json={"status": "online", field: "Q3 numbers, see you at 10"}
+    )
+
+
+@then(parsers.parse('the answer is 422 naming the field "{field}"'))
+def _named(ctx: dict[str, Any], field: str) -> None:
+    assert ctx["response"].status_code == 422
+    assert ctx["response"].json()["field"] == field
+
+
+@when(
+    parsers.parse(
+        'the device sends telemetry with firmware version "{version}" and network type "{kind}"'
+    )
+)
+def _send_good(ctx: dict[str, Any], version: str, kind: str) -> None:
+    ctx["response"] = ctx["http"].post(
+        "/v1/device/telemetry", json={"firmware_version": version, "network_type": kind}
+    )
+
+
+@then("the answer is 200")
+def _ok(ctx: dict[str, Any]) -> None:
+    assert ctx["response"].status_code == 200, ctx["response"].text
+
+
+@then(parsers.parse('the device list shows firmware version "{version}"'))
+def _listed_version(ctx: dict[str, Any], device: DeviceCredential, version: str) -> None:
+    mine = [d for d in ctx["admin"].devices() if d["device_id"] == device.device_id]
+    assert mine, "device not in the list"
+    assert mine[0]["firmware_version"] == version
+
+
+@given("two administrators registered with the same password")
+def _two_admins(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
+    for _ in range(2):
+        _admin(stack, ctx["region"]).close()
+
+
+@then("every stored administrator password is an Argon2id hash")
+def _hashes(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
+    engine = region_engine(stack, "dm", ctx["region"])
+    with engine.connect() as conn:
+        hashes = conn.execute(sa.text("SELECT password_hash FROM administrators")).scalars().all()
+    assert len(hashes) >= 2, "fewer than two administrators to check"
+    assert all(is_password_hash(h) for h in hashes)
+    ctx["hashes"] = hashes
+
+
+@then("the two hashes differ")
+def _salted(ctx: dict[str, Any]) -> None:
+    assert len(set(ctx["hashes"])) == len(ctx["hashes"])
+
+
+@then(parsers.parse('the password text appears nowhere in the store of region "{region}"'))
+def _no_plaintext(stack: dict[str, Any], region: str) -> None:
+    engine = region_engine(stack, "dm", region)
+    found = 0
+    with engine.connect() as conn:
+        for table in sa.inspect(engine).get_table_names():
+            for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
+                found += 1
+                assert PASSWORD not in " ".join(str(v) for v in row), table
+    assert found, "the store holds no rows to search"
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+        for path in Path(engine.url.database).parent.glob("store.sqlite3*"):
+            assert PASSWORD.encode() not in path.read_bytes(), path

@@ -1,0 +1,817 @@
+"""Steps of features/meeting.feature: MT-01, 02, 06, 09, 10, 11, 13 to 20 against live meeting
+region processes started once per session in a temporary home."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from pytest_bdd import given, parsers, then, when
+from typer.testing import CliRunner
+
+from roomtrust.testing import region_endpoint, region_engine
+from services.common.ca import key_pem, make_csr, new_private_key
+from services.common.passwords import is_password_hash
+from services.common.settings import MEETING_REGIONS
+from services.common.tls import client_context
+from services.meeting import audit
+from services.meeting import testing as shared_stack
+from services.meeting.cli import retention_app
+from services.meeting.client import PASSWORD, MeetingApi, Signal
+
+
+def names(text: str) -> list[str]:
+    found = [part.strip() for part in text.split(",") if part.strip()]
+    assert found, f"no names in {text!r}"
+    return found
+
+
+@pytest.fixture(scope="session")
+def meeting_regions(
+    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
+) -> Iterator[dict[str, Any]]:
+    stack = shared_stack.acquire(tmp_path_factory.mktemp("meeting-features"), schema_prefix)
+    try:
+        yield stack
+    finally:
+        shared_stack.release()
+
+
+@pytest.fixture
+def mt() -> Iterator[dict[str, Any]]:
+    loop = asyncio.new_event_loop()
+    state: dict[str, Any] = {"loop": loop, "apis": {}, "sockets": {}, "closers": []}
+    yield state
+    for sock in state["sockets"].values():
+        if not sock.ws.close_code:
+            loop.run_until_complete(sock.ws.close())
+    loop.close()
+    for api in [*state["apis"].values(), *state["closers"]]:
+        api.close()
+
+
+def run(mt: dict[str, Any], coro: Any) -> Any:
+    return mt["loop"].run_until_complete(coro)
+
+
+def socket_of(mt: dict[str, Any], name: str) -> Signal:
+    sock: Signal = mt["sockets"][name]
+    return sock
+
+
+# -- stack, enterprises, users ----------------------------------------------------------------------
+
+
+@given("the meeting regions are running", target_fixture="stack")
+def meeting_regions_running(meeting_regions: dict[str, Any]) -> dict[str, Any]:
+    assert set(meeting_regions["services"]["meeting"]) == set(MEETING_REGIONS)
+    return meeting_regions
+
+
+def new_enterprise(
+    stack: dict[str, Any], mt: dict[str, Any], region: str, **kwargs: Any
+) -> MeetingApi:
+    url, ca = region_endpoint(stack, "meeting", region)
+    admin = MeetingApi(url, ca)
+    admin.register_enterprise(**kwargs)
+    mt["admin"], mt["region"] = admin, region
+    mt["closers"].append(admin)
+    return admin
+
+
+@given(parsers.parse('an enterprise in meeting region "{region}" with the users "{people}"'))
+def enterprise_with_users(
+    stack: dict[str, Any], mt: dict[str, Any], region: str, people: str
+) -> None:
+    admin = new_enterprise(stack, mt, region)
+    for person in names(people):
+        mt["apis"][person] = admin.member(person)
+
+
+# -- MT-01, MT-02: placement and residency -------------------------------------------------------
+
+
+@when(parsers.parse('"{person}" creates a conference for participants in "{places}"'))
+def create_placed(mt: dict[str, Any], person: str, places: str) -> None:
+    mt["conference"] = mt["apis"][person].create_conference(
+        "Placed", participant_locations=names(places)
+    )
+
+
+@then(parsers.parse('the conference is hosted in region "{region}"'))
+def hosted_in(mt: dict[str, Any], region: str) -> None:
+    assert mt["conference"]["region"] == region
+    assert mt["conference"]["conference_id"].startswith(f"{region}-")
+
+
+@then(
+    parsers.parse('region "{other}" does not answer for the conference but names region "{region}"')
+)
+def other_region_points(stack: dict[str, Any], mt: dict[str, Any], other: str, region: str) -> None:
+    url, ca = region_endpoint(stack, "meeting", other)
+    with MeetingApi(url, ca) as outsider:
+        outsider.register_enterprise()
+        response = outsider.request("GET", f"/v1/conferences/{mt['conference']['conference_id']}")
+    assert response.status_code == 409
+    assert region in response.json()["reason"]
+
+
+@then("no other meeting region stores the conference")
+def stored_once(stack: dict[str, Any], mt: dict[str, Any]) -> None:
+    cid = mt["conference"]["conference_id"]
+    seen = {}
+    for region in MEETING_REGIONS:
+        engine = region_engine(stack, "meeting", region)
+        try:
+            with engine.connect() as conn:
+                seen[region] = conn.execute(
+                    sa.text("SELECT count(*) FROM conferences WHERE id = :c"), {"c": cid}
+                ).scalar_one()
+        finally:
+            engine.dispose()
+    assert seen == {r: int(r == mt["conference"]["region"]) for r in MEETING_REGIONS}
+
+
+@then(parsers.parse('participants in "{places}" are placed in region "{region}"'))
+def placed(mt: dict[str, Any], places: str, region: str) -> None:
+    answer = mt["admin"].call(
+        "POST", "/v1/placement", json={"participant_locations": names(places)}
+    )
+    assert answer["region"] == region
+    assert answer["candidates"][region] == min(answer["candidates"].values())
+
+
+# -- MT-06 ---------------------------------------------------------------------------------------
+
+
+@when(parsers.parse('the administrator sets "{key}" to false'))
+def set_false(mt: dict[str, Any], key: str) -> None:
+    mt["before"] = mt["admin"].call("GET", "/v1/enterprise/settings")
+    mt["response"] = mt["admin"].request("PUT", "/v1/enterprise/settings", json={key: False})
+
+
+@then(parsers.parse('the answer is {status:d} naming the field "{field}"'))
+def answer_names_field(mt: dict[str, Any], status: int, field: str) -> None:
+    assert mt["response"].status_code == status, mt["response"].text
+    assert mt["response"].json()["field"] == field
+    assert mt["response"].json()["reason"]
+
+
+@then("the enterprise settings have no encryption switch")
+def no_switch(mt: dict[str, Any]) -> None:
+    settings = mt["admin"].call("GET", "/v1/enterprise/settings")
+    assert settings and not [k for k in settings if "encrypt" in k]
+    assert settings == mt["before"]
+
+
+@then(parsers.parse('region "{region}" refuses plain HTTP and plain WebSocket connections'))
+def plain_refused(stack: dict[str, Any], region: str) -> None:
+    import websockets
+
+    url, _ca = region_endpoint(stack, "meeting", region)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+
+    async def plain_ws() -> None:
+        async with websockets.connect(url.replace("https://", "ws://") + "/v1/signaling"):
+            pass
+
+    with pytest.raises((OSError, websockets.InvalidHandshake, websockets.InvalidMessage, EOFError)):
+        asyncio.run(plain_ws())
+
+
+# -- MT-09: lobby, one-off, moderation ----------------------------------------------------------
+
+
+def owner_joins(mt: dict[str, Any], person: str, **options: Any) -> None:
+    mt["conference"] = mt["apis"][person].create_conference("Meeting", **options)
+    mt["moderator"] = person
+    sock = run(mt, mt["apis"][person].signaling().__aenter__())
+    mt["sockets"][person] = sock
+    run(mt, sock.send({"type": "join", "conference_id": mt["conference"]["conference_id"]}))
+    run(mt, sock.expect("admitted"))
+
+
+@given(parsers.parse('"{person}" owns a locked conference and has joined it'))
+def owns_locked(mt: dict[str, Any], person: str) -> None:
+    owner_joins(mt, person, locked=True)
+
+
+@given(parsers.parse('"{person}" owns a conference and has joined it'))
+def owns_open(mt: dict[str, Any], person: str) -> None:
+    owner_joins(mt, person)
+
+
+@given(parsers.parse('"{person}" owns a one-off conference and has joined it'))
+def owns_one_off(mt: dict[str, Any], person: str) -> None:
+    owner_joins(mt, person, kind="one_off")
+
+
+@given(parsers.parse('"{person}" owns a hidden conference'))
+def owns_hidden(mt: dict[str, Any], person: str) -> None:
+    mt["hidden"] = mt["apis"][person].create_conference("Hidden", hidden=True)
+
+
+@when(parsers.parse('"{person}" joins the conference'))
+def joins(mt: dict[str, Any], person: str) -> None:
+    sock = run(mt, mt["apis"][person].signaling().__aenter__())
+    mt["sockets"][person] = sock
+    run(mt, sock.send({"type": "join", "conference_id": mt["conference"]["conference_id"]}))
+    first = run(mt, sock.next())
+    assert first is not None and first["type"] in ("admitted", "lobby.waiting"), first
+    mt.setdefault("participant_ids", {})[person] = first["participant_id"]
+
+
+@then(parsers.parse('"{person}" waits in the lobby without the roster'))
+def waits(mt: dict[str, Any], person: str) -> None:
+    sock = socket_of(mt, person)
+    run(mt, sock.drain())
+    assert sock.types()[-1] == "lobby.waiting" or "lobby.waiting" in sock.types()
+    assert not {"roster", "admitted"} & set(sock.types())
+    knock = run(mt, socket_of(mt, mt["moderator"]).expect("lobby.knock"))
+    assert knock["participant"]["display_name"] == person
+
+
+@when(parsers.parse('the moderator admits "{person}"'))
+def admits(mt: dict[str, Any], person: str) -> None:
+    pid = mt["participant_ids"][person]
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": "admit", "participant_id": pid}))
+
+
+@when(parsers.parse('the moderator rejects "{person}"'))
+def rejects(mt: dict[str, Any], person: str) -> None:
+    pid = mt["participant_ids"][person]
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": "reject", "participant_id": pid}))
+
+
+@then(parsers.parse('"{person}" is in the conference and receives the roster'))
+def in_conference(mt: dict[str, Any], person: str) -> None:
+    sock = socket_of(mt, person)
+    run(mt, sock.expect("admitted"))
+    roster = run(mt, sock.expect("roster"))
+    assert person in {p["display_name"] for p in roster["participants"]}
+
+
+@then(parsers.parse('"{person}" is disconnected and never received the roster or media keys'))
+def rejected_clean(mt: dict[str, Any], person: str) -> None:
+    sock = socket_of(mt, person)
+    assert run(mt, sock.closed()) == 4403
+    assert "rejected" in sock.types()
+    assert not {"roster", "admitted", "media.keys", "chat", "notice"} & set(sock.types())
+
+
+@when(parsers.parse('"{person}" joins the conference {count:d} times at once'))
+def crowd_joins(mt: dict[str, Any], person: str, count: int) -> None:
+    api = mt["apis"][person]
+    cid = mt["conference"]["conference_id"]
+
+    async def crowd() -> list[Signal]:
+        sockets = [await api.signaling().__aenter__() for _ in range(count)]
+        await asyncio.gather(*(s.send({"type": "join", "conference_id": cid}) for s in sockets))
+        for s in sockets:
+            await s.expect("lobby.waiting")
+        await asyncio.gather(*(s.drain() for s in sockets))
+        return sockets
+
+    mt["crowd"] = run(mt, crowd())
+    for i, sock in enumerate(mt["crowd"]):
+        mt["sockets"][f"{person}#{i}"] = sock
+
+
+@then(parsers.parse('the roster holds only "{person}" and {count:d} people wait in the lobby'))
+def only_moderator(mt: dict[str, Any], person: str, count: int) -> None:
+    mod = socket_of(mt, mt["moderator"])
+    run(mt, mod.drain())
+    run(mt, mod.send({"type": "lock", "locked": True}))
+    roster = run(mt, mod.expect("roster"))
+    assert [p["display_name"] for p in roster["participants"]] == [person]
+    assert len(roster["lobby"]) == count
+    assert mt["crowd"] and all(not {"admitted", "roster"} & set(s.types()) for s in mt["crowd"])
+
+
+@then(parsers.parse('the directory seen by "{person}" lists neither conference'))
+def not_listed(mt: dict[str, Any], person: str) -> None:
+    visible = {c["conference_id"] for c in mt["apis"][person].directory()}
+    mine = {c["conference_id"] for c in mt["apis"][mt["moderator"]].call("GET", "/v1/conferences")}
+    assert mt["conference"]["conference_id"] not in visible | mine
+    assert mt["hidden"]["conference_id"] not in visible | mine
+
+
+@when(parsers.parse('"{person}" ends the conference'))
+def ends(mt: dict[str, Any], person: str) -> None:
+    result = mt["apis"][person].end(mt["conference"]["conference_id"])
+    assert result["ended"] is True
+    for sock in mt["sockets"].values():
+        run(mt, sock.closed())
+
+
+@then(parsers.parse('"{person}" cannot join the conference because it no longer exists'))
+def cannot_join(mt: dict[str, Any], person: str) -> None:
+    sock = run(mt, mt["apis"][person].signaling().__aenter__())
+    mt["sockets"][f"{person}-late"] = sock
+    run(mt, sock.send({"type": "join", "conference_id": mt["conference"]["conference_id"]}))
+    error = run(mt, sock.expect("error"))
+    assert error["error"] == "NotFound" and error["field"] == "conference_id"
+
+
+@then(parsers.parse('"{person}" may not mute anyone'))
+def may_not_mute(mt: dict[str, Any], person: str) -> None:
+    sock = socket_of(mt, person)
+    run(mt, sock.drain())
+    run(mt, sock.send({"type": "mute", "target": "all"}))
+    assert run(mt, sock.expect("error"))["error"] == "Forbidden"
+
+
+@when("the moderator mutes all participants")
+def mute_all(mt: dict[str, Any]) -> None:
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": "mute", "target": "all"}))
+
+
+@then(parsers.parse('"{first}" and "{second}" are told they were muted by "{by}"'))
+def told_muted(mt: dict[str, Any], first: str, second: str, by: str) -> None:
+    for person in (first, second):
+        assert run(mt, socket_of(mt, person).expect("muted"))["by"] == by
+
+
+@when("the moderator turns off her own video")
+def own_video_off(mt: dict[str, Any]) -> None:
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": "media", "video": False}))
+
+
+@then(parsers.parse('"{person}" sees the moderator\'s video off'))
+def sees_video_off(mt: dict[str, Any], person: str) -> None:
+    state = run(mt, socket_of(mt, person).expect("media.state"))
+    assert state["video"] is False
+
+
+@when(parsers.parse('the moderator removes "{person}"'))
+def removes(mt: dict[str, Any], person: str) -> None:
+    pid = mt["participant_ids"][person]
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": "remove", "target": pid}))
+
+
+@then(parsers.parse('"{person}" is disconnected'))
+def disconnected(mt: dict[str, Any], person: str) -> None:
+    assert run(mt, socket_of(mt, person).closed()) == 4000
+    assert "removed" in socket_of(mt, person).types()
+
+
+# -- MT-10 ---------------------------------------------------------------------------------------
+
+
+@when(parsers.parse('the administrator revokes "{person}"'))
+def revoke(mt: dict[str, Any], person: str) -> None:
+    mt["admin"].call("POST", f"/v1/accounts/{mt['apis'][person].account_id}/revoke")
+
+
+@then(parsers.parse('"{person}"\'s signaling connection is closed'))
+def socket_closed(mt: dict[str, Any], person: str) -> None:
+    assert run(mt, socket_of(mt, person).closed()) == 4401
+
+
+@then(parsers.parse('"{person}"\'s next request is refused with {status:d}'))
+def next_refused(mt: dict[str, Any], person: str, status: int) -> None:
+    response = mt["apis"][person].request("GET", "/v1/me")
+    assert response.status_code == status and response.json()["reason"]
+    login = mt["apis"][person].request(
+        "POST",
+        "/v1/auth/login",
+        json={"username": mt["apis"][person].username, "password": PASSWORD},
+    )
+    assert login.status_code == 401 and login.json()["reason"] == "access revoked"
+
+
+@when(parsers.parse('the administrator registers a room system "{name}"'))
+def register_room(mt: dict[str, Any], name: str, tmp_path: Path) -> None:
+    admin = mt["admin"]
+    created = admin.call("POST", "/v1/room-systems", json={"display_name": name})
+    key = new_private_key()
+    registered = admin.call(
+        "POST",
+        "/v1/room-systems/register",
+        json={
+            "registration_code": created["registration_code"],
+            "csr_pem": make_csr(key, "room", "RS").decode(),
+        },
+    )
+    cert, key_file = tmp_path / "room.pem", tmp_path / "room.key"
+    cert.write_text(registered["certificate_pem"])
+    key_file.write_bytes(key_pem(key))
+    mt["room"] = httpx.Client(
+        base_url=admin.url, verify=client_context(admin.ca_file, cert, key_file)
+    )
+    mt["closers"].append(mt["room"])
+    mt["room_id"] = created["account_id"]
+
+
+@then("the room system is known by its client certificate and may only place calls")
+def room_known(mt: dict[str, Any]) -> None:
+    me = mt["room"].get("/v1/me").json()
+    assert me["kind"] == "room_system"
+    assert set(me["permissions"]) == {"call.place_receive", "media.self_disable"}
+    assert mt["room"].get("/v1/accounts").status_code == 403
+
+
+@when("the administrator revokes the room system")
+def revoke_room(mt: dict[str, Any]) -> None:
+    mt["admin"].call("POST", f"/v1/accounts/{mt['room_id']}/revoke")
+
+
+@then(parsers.parse("the room system's next request is refused with {status:d}"))
+def room_refused(mt: dict[str, Any], status: int) -> None:
+    assert mt["room"].get("/v1/me").status_code == status
+
+
+# -- MT-11 ---------------------------------------------------------------------------------------
+
+
+@when(parsers.parse('the administrator creates an account with the role "{role}"'))
+def account_with_role(mt: dict[str, Any], role: str) -> None:
+    mt["account"] = mt["admin"].member(f"{role} holder", role)
+    mt["closers"].append(mt["account"])
+
+
+@then(parsers.parse('that account holds exactly "{permissions}"'))
+def holds_exactly(mt: dict[str, Any], permissions: str) -> None:
+    assert set(mt["account"].call("GET", "/v1/me")["permissions"]) == set(names(permissions))
+
+
+@then(parsers.parse('the administrator holds "{permissions}"'))
+def admin_holds(mt: dict[str, Any], permissions: str) -> None:
+    assert set(mt["admin"].call("GET", "/v1/me")["permissions"]) == set(names(permissions))
+
+
+@when(parsers.parse('the administrator defines a customize role with "{permissions}"'))
+def define_custom(mt: dict[str, Any], permissions: str) -> None:
+    mt["custom_role"] = mt["admin"].call(
+        "POST",
+        "/v1/custom-roles",
+        json={"name": f"custom-{secrets.token_hex(3)}", "permissions": names(permissions)},
+    )
+
+
+@when("the administrator creates an account with that customize role")
+def account_with_custom(mt: dict[str, Any]) -> None:
+    mt["account"] = mt["admin"].member(
+        "Custom holder", "customize", mt["custom_role"]["custom_role_id"]
+    )
+    mt["closers"].append(mt["account"])
+
+
+@then(parsers.parse('a customize role with "{permission}" is refused naming the field "{field}"'))
+def custom_refused(mt: dict[str, Any], permission: str, field: str) -> None:
+    response = mt["admin"].request(
+        "POST", "/v1/custom-roles", json={"name": "bad", "permissions": [permission]}
+    )
+    assert response.status_code == 422 and response.json()["field"] == field
+
+
+@then(parsers.parse('an operation manager cannot give anyone the role "{role}"'))
+def ops_cannot_assign(mt: dict[str, Any], role: str) -> None:
+    ops = mt["admin"].member("Ops", "operation_manager")
+    mt["closers"].append(ops)
+    user = ops.create_account("Someone")
+    assert user["role"] == "user"
+    response = ops.request("PUT", f"/v1/accounts/{user['account_id']}/role", json={"role": role})
+    assert response.status_code == 403
+
+
+# -- MT-13, MT-14, MT-15: retention and stored fields --------------------------------------------
+
+
+@given(
+    parsers.parse(
+        'an enterprise in meeting region "{region}" whose contract ended {days:d} days ago, '
+        "with a finished call"
+    )
+)
+def ended_enterprise(stack: dict[str, Any], mt: dict[str, Any], region: str, days: int) -> None:
+    mt["contract_end"] = dt.date.today() - dt.timedelta(days=days)
+    admin = new_enterprise(stack, mt, region, contract_end=mt["contract_end"].isoformat())
+    user = admin.member("Leaving User")
+    mt["closers"].append(user)
+    cid = user.create_conference("Final call")["conference_id"]
+
+    async def call() -> None:
+        async with user.signaling() as sock:
+            await sock.send({"type": "join", "conference_id": cid})
+            await sock.expect("admitted")
+            await sock.send({"type": "leave"})
+            await sock.drain()
+
+    run(mt, call())
+
+
+def enterprise_rows(stack: dict[str, Any], region: str, enterprise_id: str) -> dict[str, int]:
+    engine = region_engine(stack, "meeting", region)
+    try:
+        with engine.connect() as conn:
+            return {
+                table: conn.execute(
+                    sa.text(f"SELECT count(*) FROM {table} WHERE enterprise_id = :e"),
+                    {"e": enterprise_id},
+                ).scalar_one()
+                for table in ("accounts", "call_records", "conferences", "enterprises")
+                if table != "enterprises"
+            }
+    finally:
+        engine.dispose()
+
+
+@when(parsers.parse('retention runs in region "{region}" at contract end plus {days:d} days'))
+def retention_at(stack: dict[str, Any], mt: dict[str, Any], region: str, days: int) -> None:
+    at = dt.datetime.combine(mt["contract_end"], dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=days)
+    result = CliRunner().invoke(
+        retention_app,
+        ["run", "--home", stack["home"], "--region", region, "--now", at.isoformat()],
+    )
+    assert result.exit_code == 0, result.output
+
+
+@then(
+    parsers.parse(
+        'the enterprise\'s call records and accounts are still stored in region "{region}"'
+    )
+)
+def still_stored(stack: dict[str, Any], mt: dict[str, Any], region: str) -> None:
+    rows = enterprise_rows(stack, region, mt["admin"].enterprise_id)
+    assert rows["accounts"] == 2 and rows["call_records"] == 1, rows
+    assert mt["admin"].request("GET", "/v1/me").status_code == 200
+
+
+@then(parsers.parse('the enterprise\'s call records and accounts are gone from region "{region}"'))
+def gone(stack: dict[str, Any], mt: dict[str, Any], region: str) -> None:
+    rows = enterprise_rows(stack, region, mt["admin"].enterprise_id)
+    assert rows == {"accounts": 0, "call_records": 0, "conferences": 0}
+    assert mt["admin"].request("GET", "/v1/me").status_code == 401
+
+
+@given(parsers.parse('server log files aged {young:d} and {old:d} days in region "{region}"'))
+def aged_logs(stack: dict[str, Any], mt: dict[str, Any], young: int, old: int, region: str) -> None:
+    logs = Path(stack["home"]) / "meeting" / region / "logs"
+    today = dt.datetime.now(dt.UTC).date()
+    mt["logs"] = {}
+    for age in (young, old):
+        path = logs / f"meeting-{(today - dt.timedelta(days=age)).isoformat()}.log"
+        path.write_text("INFO conference started\n")
+        mt["logs"][age] = path
+
+
+@when(parsers.parse('retention runs in region "{region}" now'))
+def retention_now(stack: dict[str, Any], region: str) -> None:
+    result = CliRunner().invoke(retention_app, ["run", "--home", stack["home"], "--region", region])
+    assert result.exit_code == 0, result.output
+
+
+@then(
+    parsers.parse("the log file aged {old:d} days is gone and the one aged {young:d} days is kept")
+)
+def logs_aged(mt: dict[str, Any], old: int, young: int) -> None:
+    assert not mt["logs"][old].exists()
+    assert mt["logs"][young].exists()
+
+
+@when(parsers.parse('the administrator creates an account with the extra field "{field}"'))
+def extra_field(mt: dict[str, Any], field: str) -> None:
+    mt["response"] = mt["admin"].request(
+        "POST",
+        "/v1/accounts",
+        json={
+            "username": f"x{secrets.token_hex(3)}@example.com",
+            "display_name": "X",
+            "password": PASSWORD,
+            field: "+1 555 0100",
+        },
+    )
+
+
+PERSONAL = {
+    "username",
+    "password_hash",
+    "display_name",
+    "first_name",
+    "last_name",
+    "address",
+    "company",
+}
+KEYS_AND_STATE = {
+    "id",
+    "enterprise_id",
+    "kind",
+    "role",
+    "custom_role_id",
+    "access",
+    "created_at",
+    "registration_digest",
+    "cert_serial",
+    "sso",
+}
+
+
+@then(parsers.parse('the accounts table of region "{region}" has only the listed personal fields'))
+def listed_fields(stack: dict[str, Any], region: str) -> None:
+    engine = region_engine(stack, "meeting", region)
+    try:
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("accounts")}
+    finally:
+        engine.dispose()
+    assert columns - KEYS_AND_STATE == PERSONAL
+
+
+@then("every stored password is a salted hash")
+def hashed(stack: dict[str, Any], mt: dict[str, Any]) -> None:
+    engine = region_engine(stack, "meeting", mt["region"])
+    try:
+        with engine.connect() as conn:
+            stored = (
+                conn.execute(
+                    sa.text("SELECT password_hash FROM accounts WHERE password_hash IS NOT NULL")
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert stored and all(is_password_hash(h) for h in stored)
+
+
+@when(parsers.parse('"{person}" says "{text}" in the chat'))
+def says(mt: dict[str, Any], person: str, text: str) -> None:
+    mt["chat_text"] = text
+    run(mt, socket_of(mt, person).send({"type": "chat", "text": text}))
+    assert run(mt, socket_of(mt, mt["moderator"]).expect("chat"))["text"] == text
+
+
+@then(
+    parsers.parse(
+        'the call record lists both accounts with encrypted legs, times and region "{region}" '
+        "and nothing else"
+    )
+)
+def call_record(mt: dict[str, Any], region: str) -> None:
+    manager = mt["admin"].member("Stats Reader", "meeting_manager")
+    mt["closers"].append(manager)
+    records = [
+        r
+        for r in manager.call("GET", "/v1/statistics/cdr")
+        if r["conference_id"] == mt["conference"]["conference_id"]
+    ]
+    assert len(records) == 1
+    record = records[0]
+    assert set(record) == {"cdr_id", "conference_id", "region", "started_at", "ended_at", "legs"}
+    assert record["region"] == region and record["ended_at"]
+    accounts = {api.account_id for api in mt["apis"].values()}
+    assert {leg["account_id"] for leg in record["legs"]} == accounts
+    for leg in record["legs"]:
+        assert set(leg) == {"account_id", "joined_at", "left_at", "encrypted", "transport"}
+        assert leg["encrypted"] is True and leg["joined_at"] and leg["left_at"]
+    assert mt["chat_text"] not in str(records)
+
+
+# -- MT-16, MT-17, MT-18 ------------------------------------------------------------------------
+
+
+@when(parsers.parse('"{person}" starts recording'))
+def start_recording(stack: dict[str, Any], mt: dict[str, Any], person: str) -> None:
+    mt["files_before"] = audit.recording_files(Path(stack["home"]))
+    run(mt, socket_of(mt, person).send({"type": "record", "action": "start"}))
+    notice = run(mt, socket_of(mt, person).expect("notice"))
+    mt["recording_id"] = notice["recording_id"]
+    mt.setdefault("notices", {})[person] = [notice]
+
+
+@when(parsers.parse('"{person}" stops recording'))
+def stop_recording(mt: dict[str, Any], person: str) -> None:
+    run(mt, socket_of(mt, person).send({"type": "record", "action": "stop"}))
+    assert run(mt, socket_of(mt, person).expect("notice"))["kind"] == "recording.stopped"
+
+
+@then(parsers.parse('"{a}", "{b}" and "{c}" were told the call is recorded by "{recorder}"'))
+def told_recorded(mt: dict[str, Any], a: str, b: str, c: str, recorder: str) -> None:
+    for person in (a, b, c):
+        sock = socket_of(mt, person)
+        run(mt, sock.drain())
+        notices = [m for m in sock.received if m["type"] == "notice"]
+        started = [n for n in notices if n["kind"] == "recording.started"]
+        assert started, f"{person} got no recording notice"
+        assert started[0]["by"] == recorder and recorder in started[0]["text"]
+
+
+@then(parsers.parse('the recording file exists only under region "{region}" and is encrypted'))
+def file_in_region(stack: dict[str, Any], mt: dict[str, Any], region: str) -> None:
+    home = Path(stack["home"])
+    after = audit.recording_files(home)
+    new = {r: set(files) - set(mt["files_before"].get(r, [])) for r, files in after.items()}
+    assert new[region] == {f"{mt['recording_id']}.rec"}
+    assert all(not files for r, files in new.items() if r != region)
+    raw = (home / "meeting" / region / "recordings" / f"{mt['recording_id']}.rec").read_bytes()
+    assert mt["conference"]["conference_id"].encode() not in raw
+
+
+@then("the recording cannot be shared outside the organisation")
+def not_shared_outside(stack: dict[str, Any], mt: dict[str, Any]) -> None:
+    url, ca = region_endpoint(stack, "meeting", mt["region"])
+    with MeetingApi(url, ca) as stranger:
+        stranger.register_enterprise("Elsewhere Inc")
+        recorder = next(iter(mt["notices"]))
+        response = mt["apis"][recorder].request(
+            "POST",
+            f"/v1/recordings/{mt['recording_id']}/share",
+            json={"account_id": stranger.account_id},
+        )
+        assert response.status_code == 403
+        assert stranger.request("GET", f"/v1/recordings/{mt['recording_id']}").status_code == 404
+
+
+@given("the administrator disables chat, recording and live streaming")
+def disable_all(mt: dict[str, Any]) -> None:
+    mt["admin"].settings(chat_enabled=False, recording_enabled=False, live_streaming_enabled=False)
+
+
+@then(parsers.parse('"{person}"\'s chat, recording and live streaming are refused'))
+def all_refused(mt: dict[str, Any], person: str) -> None:
+    sock = socket_of(mt, person)
+    for message in (
+        {"type": "chat", "text": "hello"},
+        {"type": "record", "action": "start"},
+        {"type": "stream", "action": "start"},
+    ):
+        run(mt, sock.send(message))
+        error = run(mt, sock.expect("error"))
+        assert error["error"] == "Forbidden" and "administrator" in error["reason"]
+
+
+@when("the administrator enables chat")
+def enable_chat(mt: dict[str, Any]) -> None:
+    mt["admin"].settings(chat_enabled=True)
+
+
+@then(parsers.parse('"{person}" can chat'))
+def can_chat(mt: dict[str, Any], person: str) -> None:
+    sock = socket_of(mt, person)
+    run(mt, sock.send({"type": "chat", "text": "enabled now"}))
+    assert run(mt, sock.expect("chat"))["text"] == "enabled now"
+
+
+@when(parsers.parse('"{person}" says a unique marker in the chat'))
+def says_marker(mt: dict[str, Any], person: str) -> None:
+    mt["marker"] = f"CHATMARK-{secrets.token_hex(8)}"
+    run(mt, socket_of(mt, person).send({"type": "chat", "text": f"remember {mt['marker']}"}))
+    received = run(mt, socket_of(mt, mt["moderator"]).expect("chat"))
+    assert mt["marker"] in received["text"]
+
+
+@then("the marker appears in no database, log or storage file of any meeting region")
+def no_marker(stack: dict[str, Any], mt: dict[str, Any]) -> None:
+    home = Path(stack["home"])
+    for region in MEETING_REGIONS:
+        trace = audit.trace_of(home, region, mt["marker"], stack.get("schema_prefix", ""))
+        assert trace == {"database": [], "logs": [], "storage": []}, (region, trace)
+    assert list((home / "logs").glob("meeting-*.log")), "no server log to search"
+
+
+# -- MT-19, MT-20 -------------------------------------------------------------------------------
+
+
+@when(
+    parsers.parse('the administrator changes the settings, assigns a role and revokes "{person}"')
+)
+def admin_actions(mt: dict[str, Any], person: str) -> None:
+    admin = mt["admin"]
+    admin.settings(recording_view_restricted=True)
+    other = admin.create_account("Role Target")
+    admin.call("PUT", f"/v1/accounts/{other['account_id']}/role", json={"role": "meeting_operator"})
+    admin.call("POST", f"/v1/accounts/{mt['apis'][person].account_id}/revoke")
+
+
+@then(parsers.parse('the operation log holds "{actions}"'))
+def oplog_holds(mt: dict[str, Any], actions: str) -> None:
+    entries = mt["admin"].call("GET", "/v1/oplog")
+    logged = {e["action"] for e in entries}
+    assert set(names(actions)) <= logged
+    assert all(e["actor"] and e["at"] for e in entries)
+
+
+@then("an operation manager and a meeting manager see reports, CDR and billing")
+def stats_seen(mt: dict[str, Any]) -> None:
+    for role in ("operation_manager", "meeting_manager"):
+        viewer = mt["admin"].member(f"{role} viewer", role)
+        mt["closers"].append(viewer)
+        for path in ("/v1/statistics/report", "/v1/statistics/cdr", "/v1/statistics/billing"):
+            assert viewer.request("GET", path).status_code == 200, (role, path)
+
+
+@then("a user and a meeting operator are refused them")
+def stats_refused(mt: dict[str, Any]) -> None:
+    for role in ("user", "meeting_operator"):
+        viewer = mt["admin"].member(f"{role} viewer", role)
+        mt["closers"].append(viewer)
+        for path in ("/v1/statistics/report", "/v1/statistics/cdr", "/v1/statistics/billing"):
+            assert viewer.request("GET", path).status_code == 403, (role, path)

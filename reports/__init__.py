@@ -1,0 +1,1 @@
+"""Report builders: compliance matrix, simulation plots, load results."""

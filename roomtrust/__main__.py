@@ -1,0 +1,3 @@
+from roomtrust.cli import app
+
+app()

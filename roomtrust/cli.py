@@ -1,0 +1,44 @@
+"""The one command line: `roomtrust up|down|status|...`; each area adds its own sub-commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from devices_virtual.cli import app as fleet_app
+from infra.cli import app as infra_app
+from infra.local.cli import register as register_stack
+from roomtrust.comply.cli import register as register_comply
+from services.dm.cli import config_app, diag_app
+from services.meeting.cli import retention_app
+from sim.cli import app as sim_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+register_stack(app)
+register_comply(app)
+app.add_typer(config_app, name="config")
+app.add_typer(diag_app, name="diag")
+app.add_typer(retention_app, name="retention")
+app.add_typer(infra_app, name="infra")
+app.add_typer(sim_app, name="sim")
+app.add_typer(fleet_app, name="fleet")
+
+
+@app.command()
+def demo(
+    home: Path = typer.Option(Path(".roomtrust"), "--home", envvar="ROOMTRUST_HOME"),
+    out: Path = typer.Option(Path("reports/out"), "--out"),
+) -> None:
+    """Start the local stack, run a small scenario end to end, write reports/out/."""
+    from roomtrust.demo import run_demo
+
+    summary = run_demo(home, out)
+    for row in summary["dm"]:
+        typer.echo(
+            f"DM {row['region']}: {row['devices_enrolled']} enrolled, "
+            f"{row['telemetry_accepted']} telemetry accepted, "
+            f"undeployed device refused ({row['undeployed_enrollment_status']})"
+        )
+    typer.echo(f"summary: {summary['summary_file']}")
+    typer.echo("the stack keeps running; stop it with `roomtrust down`")

@@ -1,0 +1,1 @@
+"""The reference services under test: device management, meetings, and what they share."""

@@ -1,0 +1,1 @@
+"""The DM HTTP API: a thin FastAPI layer over the domain."""

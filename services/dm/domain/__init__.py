@@ -1,0 +1,1 @@
+"""The DM domain layer: rules and state changes in plain Python (no web framework)."""

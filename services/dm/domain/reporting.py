@@ -1,0 +1,102 @@
+"""Authenticated device sessions: heartbeat, telemetry and health events (DM-04, DM-05, DM-09).
+
+Every device request is checked against the store: the certificate's serial must belong to an
+enrolled device whose state is not revoked, so revocation takes effect on the very next request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.errors import Forbidden, Invalid, Unauthenticated
+from services.dm.domain import alerts
+from services.dm.domain.fields import validate_telemetry
+from services.dm.store.models import Device, TelemetryReading
+
+HEALTH_COMPONENTS = ("camera", "microphone", "display", "firmware_update")
+_DEVICE_COLUMNS = (
+    "software_version",
+    "firmware_version",
+    "server_address",
+    "configuration_version",
+    "network_id",
+    "network_type",
+    "ipv4_address",
+    "ipv6_address",
+)
+
+
+def certificate_serial(cert_pem: str | None) -> str:
+    if not cert_pem:
+        raise Unauthenticated("a device client certificate is required (mutual TLS)")
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    return format(cert.serial_number, "x")
+
+
+def authenticate_device(session: Session, cert_pem: str | None) -> Device:
+    serial = certificate_serial(cert_pem)
+    device = session.scalar(select(Device).where(Device.cert_serial == serial))
+    if device is None:
+        raise Forbidden("certificate is not bound to an enrolled device")
+    if device.state == "revoked":
+        raise Forbidden("certificate revoked: device was un-deployed")
+    return device
+
+
+def heartbeat(
+    session: Session, device: Device, payload: Mapping[str, Any], now: dt.datetime
+) -> None:
+    fields = validate_telemetry(payload) if payload else {}
+    _apply(device, fields, now)
+
+
+def store_telemetry(
+    session: Session, device: Device, payload: Mapping[str, Any], now: dt.datetime
+) -> TelemetryReading:
+    fields = validate_telemetry(payload)
+    for key in ("mac", "serial_number"):
+        own = device.mac if key == "mac" else device.serial_number
+        if key in fields and fields[key] != own:
+            raise Invalid(f"{key} does not match the device certificate", field=key)
+    _apply(device, fields, now)
+    reading = TelemetryReading(device_id=device.id, received_at=now, fields=fields)
+    session.add(reading)
+    return reading
+
+
+def _apply(device: Device, fields: Mapping[str, str], now: dt.datetime) -> None:
+    device.last_seen = now
+    if "status" in fields:
+        device.reported_status = fields["status"]
+    for column in _DEVICE_COLUMNS:
+        if column in fields:
+            setattr(device, column, fields[column])
+
+
+def report_health(
+    session: Session, device: Device, payload: Mapping[str, Any], now: dt.datetime
+) -> None:
+    unknown = set(payload) - {"component", "state", "detail"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise Invalid(f"{field!r} is not a health-event field", field=field)
+    component = payload.get("component")
+    state = payload.get("state")
+    detail = payload.get("detail") or ""
+    if component not in HEALTH_COMPONENTS:
+        raise Invalid(f"component must be one of {', '.join(HEALTH_COMPONENTS)}", field="component")
+    if state not in ("fault", "ok"):
+        raise Invalid("state must be fault or ok", field="state")
+    if not isinstance(detail, str) or len(detail) > 200:
+        raise Invalid("detail must be text of at most 200 characters", field="detail")
+    device.last_seen = now
+    if state == "fault":
+        alerts.raise_fault(session, device, component, detail, now)
+    else:
+        alerts.clear_fault(session, device, component, now)

@@ -1,0 +1,1 @@
+"""The DM store: SQLAlchemy models of everything the service keeps."""

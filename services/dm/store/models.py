@@ -1,0 +1,177 @@
+"""The DM store. Every column belongs to a DM-09 category: account management, device management,
+remote diagnosis or resource management (plus the keys and timestamps that tie them together)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.oplog import OperationLogMixin
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprises"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class Administrator(Base):
+    """Account management fields only (DM-09); the password only as an Argon2 hash (DM-10)."""
+
+    __tablename__ = "administrators"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+
+class AdminSession(Base):
+    __tablename__ = "admin_sessions"
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    administrator_id: Mapped[str] = mapped_column(ForeignKey("administrators.id"), index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class Site(Base):
+    """Resource management: site, server ID, geolocation and time zone."""
+
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("enterprise_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    server_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Device(Base):
+    """Device management fields: identity, versions, status and network identifiers."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    mac: Mapped[str] = mapped_column(String(17), unique=True)
+    serial_number: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(String(128))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="deployed")
+    deployed_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    enrolled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    cert_serial: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last_seen: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    reported_status: Mapped[str | None] = mapped_column(String(16))
+    software_version: Mapped[str | None] = mapped_column(String(64))
+    firmware_version: Mapped[str | None] = mapped_column(String(64))
+    server_address: Mapped[str | None] = mapped_column(String(128))
+    configuration_version: Mapped[str | None] = mapped_column(String(64))
+    network_id: Mapped[str | None] = mapped_column(String(128))
+    network_type: Mapped[str | None] = mapped_column(String(16))
+    ipv4_address: Mapped[str | None] = mapped_column(String(15))
+    ipv6_address: Mapped[str | None] = mapped_column(String(45))
+
+
+class TelemetryReading(Base):
+    """One accepted telemetry report: only allowlisted device-management fields."""
+
+    __tablename__ = "telemetry"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    component: Mapped[str | None] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    raised_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class OperationLogEntry(OperationLogMixin, Base):
+    __tablename__ = "operation_log"
+
+
+class DeviceCommand(Base):
+    """A server-to-device command, delivered over the device's own outbound WSS connection.
+
+    Commands wait here until the device is connected; a device that was offline receives its
+    pending commands when it reconnects (MT-12: nothing ever connects into a device)."""
+
+    __tablename__ = "device_commands"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    acked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    result: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class ConfigProfile(Base):
+    """A versioned key/value configuration set applied by site, model or tag (DM-13)."""
+
+    __tablename__ = "config_profiles"
+    __table_args__ = (UniqueConstraint("enterprise_id", "name", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    values: Mapped[dict[str, object]] = mapped_column(JSON)
+    target: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class DiagnosticBundle(Base):
+    """Remote diagnosis: device ID, MAC, IP and log files, kept in the region's store directory."""
+
+    __tablename__ = "diagnostic_bundles"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    file_name: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""The meeting HTTP and WSS API (FastAPI)."""

@@ -1,0 +1,277 @@
+"""The lobby and roster of one live conference, as a sans-IO state machine (MT-09).
+
+Feed it events (`Join`, `Admit`, `Reject`, `Leave`, `SetLock`) through `handle()`; it returns
+actions (`Send` a message to a participant, `Close` a participant's connection, and the `Admitted`,
+`Departed` and `Emptied` hooks that the driver turns into CDR legs, media keys and session ends).
+
+The admission rule has no way around it: when the conference is locked or uses call escalation,
+every joiner who is not one of its moderators waits in the lobby until a moderator admits them.
+Arriving before any moderator, joining again or joining many times at once admits nobody. Waiting
+and rejected joiners are never sent the roster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from services.common.errors import Conflict, Forbidden, NotFound
+
+Message = dict[str, object]
+
+
+@dataclass
+class Participant:
+    participant_id: str
+    account_id: str
+    display_name: str
+    moderator: bool
+    permissions: frozenset[str] = frozenset()
+    audio: bool = True
+    video: bool = True
+
+    def public(self) -> Message:
+        return {
+            "participant_id": self.participant_id,
+            "account_id": self.account_id,
+            "display_name": self.display_name,
+            "moderator": self.moderator,
+            "audio": self.audio,
+            "video": self.video,
+        }
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Join:
+    participant_id: str
+    account_id: str
+    display_name: str
+    moderator: bool
+    permissions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Admit:
+    moderator_id: str
+    participant_id: str
+
+
+@dataclass(frozen=True)
+class Reject:
+    moderator_id: str
+    participant_id: str
+
+
+@dataclass(frozen=True)
+class Leave:
+    participant_id: str
+
+
+@dataclass(frozen=True)
+class SetLock:
+    moderator_id: str
+    locked: bool
+
+
+Event = Join | Admit | Reject | Leave | SetLock
+
+# -- actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    to: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class Close:
+    participant_id: str
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A participant is now in the conference: open its CDR leg, hand out its media keys."""
+
+    participant_id: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Departed:
+    """An admitted participant left or was removed: close its CDR leg."""
+
+    participant_id: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Emptied:
+    """The last admitted participant has gone: the conference session ends."""
+
+
+Action = Send | Close | Admitted | Departed | Emptied
+
+CLOSE_REJECTED = 4403
+CLOSE_REMOVED = 4000
+
+
+@dataclass
+class Lobby:
+    conference_id: str
+    locked: bool = False
+    escalation: bool = False
+    participants: dict[str, Participant] = field(default_factory=dict)
+    waiting: dict[str, Participant] = field(default_factory=dict)
+
+    @property
+    def needs_admission(self) -> bool:
+        return self.locked or self.escalation
+
+    def handle(self, event: Event) -> list[Action]:
+        if isinstance(event, Join):
+            return self._join(event)
+        if isinstance(event, Admit):
+            return self._admit(event)
+        if isinstance(event, Reject):
+            return self._reject(event)
+        if isinstance(event, Leave):
+            return self._leave(event.participant_id)
+        return self._set_lock(event)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def admitted_ids(self) -> list[str]:
+        return list(self.participants)
+
+    def moderator(self, participant_id: str) -> Participant:
+        """The participant, if it is an admitted moderator; otherwise a refusal."""
+        actor = self.participants.get(participant_id)
+        if actor is None:
+            raise Forbidden("only participants in the conference may do this", field=None)
+        if not actor.moderator:
+            raise Forbidden("only a moderator of the conference may do this", field=None)
+        return actor
+
+    def roster_message(self, for_id: str) -> Message:
+        viewer = self.participants[for_id]
+        lobby = [p.public() for p in self.waiting.values()] if viewer.moderator else []
+        return {
+            "type": "roster",
+            "conference_id": self.conference_id,
+            "participants": [p.public() for p in self.participants.values()],
+            "lobby": lobby,
+            "locked": self.locked,
+        }
+
+    def roster_updates(self, only_moderators: bool = False) -> list[Action]:
+        return [
+            Send(pid, self.roster_message(pid))
+            for pid, p in self.participants.items()
+            if p.moderator or not only_moderators
+        ]
+
+    def broadcast(self, message: Message, exclude: Iterable[str] = ()) -> list[Action]:
+        skip = set(exclude)
+        return [Send(pid, message) for pid in self.participants if pid not in skip]
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def _join(self, event: Join) -> list[Action]:
+        if event.participant_id in self.participants or event.participant_id in self.waiting:
+            raise Conflict("this connection has already joined", field="conference_id")
+        person = Participant(
+            event.participant_id,
+            event.account_id,
+            event.display_name,
+            event.moderator,
+            event.permissions,
+        )
+        if self.needs_admission and not person.moderator:
+            self.waiting[person.participant_id] = person
+            knock: Message = {"type": "lobby.knock", "participant": person.public()}
+            actions: list[Action] = [
+                Send(
+                    person.participant_id,
+                    {
+                        "type": "lobby.waiting",
+                        "conference_id": self.conference_id,
+                        "participant_id": person.participant_id,
+                    },
+                )
+            ]
+            actions += [Send(pid, knock) for pid, p in self.participants.items() if p.moderator]
+            return actions + self.roster_updates(only_moderators=True)
+        return self._enter(person)
+
+    def _enter(self, person: Participant) -> list[Action]:
+        self.participants[person.participant_id] = person
+        return [
+            Send(
+                person.participant_id,
+                {
+                    "type": "admitted",
+                    "conference_id": self.conference_id,
+                    "participant_id": person.participant_id,
+                    "moderator": person.moderator,
+                },
+            ),
+            *self.roster_updates(),
+            Admitted(person.participant_id, person.account_id),
+        ]
+
+    def _admit(self, event: Admit) -> list[Action]:
+        self.moderator(event.moderator_id)
+        person = self.waiting.pop(event.participant_id, None)
+        if person is None:
+            raise NotFound("nobody with this id is waiting in the lobby", field="participant_id")
+        return self._enter(person)
+
+    def _reject(self, event: Reject) -> list[Action]:
+        self.moderator(event.moderator_id)
+        person = self.waiting.pop(event.participant_id, None)
+        if person is None:
+            raise NotFound("nobody with this id is waiting in the lobby", field="participant_id")
+        return [
+            Send(
+                person.participant_id,
+                {
+                    "type": "rejected",
+                    "conference_id": self.conference_id,
+                    "reason": "a moderator declined your request to join",
+                },
+            ),
+            Close(person.participant_id, CLOSE_REJECTED, "rejected by a moderator"),
+            *self.roster_updates(only_moderators=True),
+        ]
+
+    def _leave(self, participant_id: str) -> list[Action]:
+        if self.waiting.pop(participant_id, None) is not None:
+            return self.roster_updates(only_moderators=True)
+        person = self.participants.pop(participant_id, None)
+        if person is None:
+            return []
+        actions: list[Action] = [Departed(person.participant_id, person.account_id)]
+        if not self.participants:
+            return [*actions, Emptied()]
+        return actions + self.roster_updates()
+
+    def remove(self, participant_id: str, by: str) -> list[Action]:
+        """Take an admitted participant out (moderation checks happen before this)."""
+        if participant_id not in self.participants:
+            raise NotFound("no such participant in the conference", field="target")
+        return [
+            Send(participant_id, {"type": "removed", "by": by}),
+            Close(participant_id, CLOSE_REMOVED, "removed by a moderator"),
+            *self._leave(participant_id),
+        ]
+
+    def _set_lock(self, event: SetLock) -> list[Action]:
+        self.moderator(event.moderator_id)
+        self.locked = event.locked
+        return self.roster_updates()

@@ -1,0 +1,85 @@
+"""Where a relay keeps its files, and the control token the meeting region shares with its relays.
+
+Relays of region R live under `<home>/meeting/R/relays/<name>/` (ready file, TLS certificate). The
+control token is one file per region, `<home>/meeting/R/relay-control.token` (mode 0600), made by
+whichever of the meeting region or a relay needs it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+READY_FILE = "ready.json"
+TOKEN_FILE = "relay-control.token"
+
+
+def region_directory(home: Path, region: str) -> Path:
+    return home / "meeting" / region
+
+
+def relays_directory(home: Path, region: str) -> Path:
+    return region_directory(home, region) / "relays"
+
+
+def relay_directory(home: Path, region: str, name: str) -> Path:
+    return relays_directory(home, region) / name
+
+
+def ready_file(home: Path, region: str, name: str) -> Path:
+    return relay_directory(home, region, name) / READY_FILE
+
+
+def read_ready(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def running_relays(home: Path, region: str) -> list[dict[str, Any]]:
+    """Ready files of the region's relays whose process is alive, by name."""
+    found = []
+    for path in sorted(relays_directory(home, region).glob(f"*/{READY_FILE}")):
+        with contextlib.suppress(OSError, ValueError):
+            info = read_ready(path)
+            if _alive(int(info["pid"])):
+                found.append(info)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def control_token(home: Path, region: str) -> str:
+    """The region's relay control token, made (atomically, owner-only) if there is none yet."""
+    directory = region_directory(home, region)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / TOKEN_FILE
+    if not path.exists():
+        tmp = directory / f".{TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)  # fails if another process made it first; theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    for _ in range(50):
+        token = path.read_text().strip()
+        if token:
+            return token
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty")

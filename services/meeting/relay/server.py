@@ -1,0 +1,139 @@
+"""The relay process: UDP media on 127.0.0.1 around `RelayCore`, and the TLS control API.
+
+Start-up: load the meeting region's CA (made if absent) and issue this relay a server certificate,
+read (or make) the region's control token, bind the UDP media socket and the control socket on
+dynamic ports, and write `ready.json` once both accept traffic. The ready file names the pid, the
+control port (`port`), `media_port`, `control_url` and `ca_file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, cast
+
+from media_core.relay_core import Address, RelayCore
+from services.common.ca import RegionCA
+from services.common.server import bind_socket, make_server, write_ready_file
+from services.common.tls import server_context
+from services.meeting.relay.control import RelayState, build_control_app
+from services.meeting.relay.files import control_token, region_directory, relay_directory
+
+log = logging.getLogger("roomtrust.meeting.relay")
+RECEIVE_BUFFER = 4 << 20
+
+
+class RelayProtocol(asyncio.DatagramProtocol):
+    """Hands every datagram to the core and sends what it returns; never lets one packet kill it."""
+
+    def __init__(self, state: RelayState) -> None:
+        self.state = state
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport does not subclass asyncio.DatagramTransport, but behaves as one.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            for address, out in self.state.core.datagram_received((addr[0], addr[1]), data):
+                transport.sendto(out, address)
+        except Exception:
+            self.state.internal_errors += 1
+            log.exception("datagram from %s could not be handled", addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (a participant's port went away) say nothing about the relay's own health.
+        log.debug("UDP error: %s", exc)
+
+
+def media_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RECEIVE_BUFFER)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def run_relay(
+    region: str, home: Path, name: str, host: str = "127.0.0.1", port: int = 0, media_port: int = 0
+) -> None:
+    directory = relay_directory(home, region, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    ready = directory / "ready.json"
+    ready.unlink(missing_ok=True)
+    ca_dir = region_directory(home, region) / "ca"
+    ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
+    cert, key = ca.issue_server_cert([host, "localhost"])
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    cert_file.write_bytes(cert)
+    key_file.write_bytes(key)
+    key_file.chmod(0o600)
+
+    loop = asyncio.get_running_loop()
+    udp = media_socket(host, media_port)
+    media_address: Address = udp.getsockname()
+    state = RelayState(
+        core=RelayCore(),
+        name=name,
+        region=region,
+        media_host=media_address[0],
+        media_port=media_address[1],
+        token=control_token(home, region),
+    )
+    transport, _ = await loop.create_datagram_endpoint(lambda: RelayProtocol(state), sock=udp)
+
+    control_sock = bind_socket(host, port)
+    server = make_server(build_control_app(state), server_context(cert_file, key_file))
+    task = asyncio.create_task(server.serve(sockets=[control_sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        control_port = control_sock.getsockname()[1]
+        write_ready_file(
+            ready,
+            control_port,
+            {
+                "name": name,
+                "region": region,
+                "media_host": state.media_host,
+                "media_port": state.media_port,
+                "control_url": f"https://{host}:{control_port}",
+                "ca_file": str(ca_dir / "ca.pem"),
+            },
+        )
+        await task
+    finally:
+        transport.close()
+        ready.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="services.meeting.relay")
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--home", type=Path, default=Path(".roomtrust"))
+    parser.add_argument("--name", default=None, help="relay name (default relay-<pid>)")
+    parser.add_argument("--port", type=int, default=0, help="control port (0: dynamic)")
+    parser.add_argument("--media-port", type=int, default=0, help="UDP media port (0: dynamic)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    name = args.name or f"relay-{os.getpid()}"
+    relay = run_relay(
+        args.region, args.home.resolve(), name, port=args.port, media_port=args.media_port
+    )
+    try:
+        import uvloop
+
+        uvloop.run(relay)
+    except ImportError:
+        asyncio.run(relay)

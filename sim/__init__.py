@@ -1,0 +1,1 @@
+"""SimPy capacity models that drive the real sans-IO agents and domain logic in simulated time."""

@@ -1,0 +1,395 @@
+"""The sans-IO device agent: events in, actions out; no network, no sleep, no real clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devices_virtual.agent import (
+    Action,
+    AgentConfig,
+    CallStateChanged,
+    CancelTimer,
+    ChannelClosed,
+    ChannelMessage,
+    ChannelOpened,
+    CloseDmSession,
+    DeviceAgent,
+    DeviceIdentity,
+    DmToggled,
+    FaultCleared,
+    FaultInjected,
+    ForgetCredential,
+    HttpRequest,
+    HttpResponse,
+    NetworkChanged,
+    NetworkInfo,
+    NtpQuery,
+    NtpReply,
+    OpenChannel,
+    Phase,
+    PowerOn,
+    ProxyTestToggled,
+    RequestFailed,
+    StartTimer,
+    StoreCredential,
+    TimerFired,
+    UserOpenedLink,
+)
+from devices_virtual.agent.domains import BOOT_HOSTS, NTP_SERVERS
+from devices_virtual.agent.telemetry import DM09_FIELDS
+from devices_virtual.models import get_model
+from services.dm.domain.fields import validate_telemetry
+
+DM = "https://127.0.0.1:4431"
+ENROLLED = {"device_id": "dev-1", "certificate_pem": "CERT", "ca_pem": "CA"}
+
+
+def make_agent(model: str = "MeetingBar A20", **config: Any) -> DeviceAgent:
+    identity = DeviceIdentity(
+        mac="02:00:00:00:00:01",
+        serial_number="SN0001",
+        model=get_model(model),
+        name="Room 1",
+        csr_pem="CSR",
+        time_zone="Europe/Berlin",
+    )
+    return DeviceAgent(identity, AgentConfig(dm_url=DM, **config))
+
+
+def requests(actions: list[Action], target: str | None = None) -> list[HttpRequest]:
+    return [a for a in actions if isinstance(a, HttpRequest) and target in (None, a.target)]
+
+
+def timers(actions: list[Action]) -> dict[str, float]:
+    return {a.name: a.at for a in actions if isinstance(a, StartTimer)}
+
+
+def to_dm(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if getattr(a, "target", None) == "dm"]
+
+
+def answer_checks(agent: DeviceAgent, actions: list[Action], now: float) -> list[Action]:
+    out: list[Action] = []
+    for check in requests(actions, "connectivity"):
+        if check.url.endswith("/ncsi.txt"):
+            out += agent.handle(HttpResponse(now, check.request_id, 200, "Microsoft NCSI"))
+        else:
+            out += agent.handle(HttpResponse(now, check.request_id, 204))
+    return out
+
+
+def boot_to_dm(agent: DeviceAgent, now: float = 0.0) -> list[Action]:
+    """Power on, let the boot timer fire, answer the checks and NTP; returns the DM actions."""
+    boot = agent.handle(PowerOn(now))
+    at = timers(boot)["boot"]
+    checks = agent.handle(TimerFired(at, "boot"))
+    ntp = answer_checks(agent, checks, at + 0.1)
+    (query,) = [a for a in ntp if isinstance(a, NtpQuery)]
+    return agent.handle(NtpReply(at + 0.2, query.request_id, 1_700_000_000.0))
+
+
+def online(agent: DeviceAgent) -> list[Action]:
+    (enroll,) = requests(boot_to_dm(agent), "dm")
+    return agent.handle(HttpResponse(100.0, enroll.request_id, 201, ENROLLED))
+
+
+def test_boot_waits_for_the_model_boot_time_then_checks_connectivity_first() -> None:
+    agent = make_agent("MeetingBoard 86")
+    actions = agent.handle(PowerOn(10.0))
+    assert timers(actions) == {"boot": 10.0 + get_model("MeetingBoard 86").boot_seconds}
+    assert not requests(actions)
+    checks = agent.handle(TimerFired(100.0, "boot"))
+    assert sorted(r.url for r in requests(checks)) == [
+        "http://www.google.com/generate_204",
+        "http://www.msftncsi.com/ncsi.txt",
+    ]
+    assert all(r.target == "connectivity" and not r.mtls for r in requests(checks))
+    assert agent.phase is Phase.CHECKING
+
+
+def test_boot_sequence_is_checks_then_ntp_then_dm_and_contacts_nothing_else() -> None:
+    agent = make_agent()
+    boot = agent.handle(PowerOn(0.0))
+    checks = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    first_check = requests(checks)[0]
+    # one answer is not enough: the sequence waits for both checks
+    assert agent.handle(HttpResponse(1.0, first_check.request_id, 200, "Microsoft NCSI")) == []
+    second = requests(checks)[1]
+    ntp = agent.handle(HttpResponse(1.1, second.request_id, 204))
+    assert [a.host for a in ntp if isinstance(a, NtpQuery)] == [NTP_SERVERS[0]]
+    assert agent.phase is Phase.TIME_SYNC
+    query = next(a for a in ntp if isinstance(a, NtpQuery))
+    dm = agent.handle(NtpReply(2.0, query.request_id, 5000.0))
+    assert agent.clock_offset == 4998.0
+    assert timers(dm)["ntp"] == 2.0 + 3600.0
+    (enroll,) = requests(dm)
+    assert enroll.url == f"{DM}/v1/enroll" and enroll.target == "dm" and not enroll.mtls
+    hosts = {r.url.split("/")[2] for r in requests(checks)} | {NTP_SERVERS[0]}
+    assert hosts <= BOOT_HOSTS
+
+
+def test_ntp_falls_back_to_the_second_server_and_boot_goes_on_without_time() -> None:
+    agent = make_agent()
+    boot = agent.handle(PowerOn(0.0))
+    checks = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    ntp = answer_checks(agent, checks, 1.0)
+    first = next(a for a in ntp if isinstance(a, NtpQuery))
+    retry = agent.handle(RequestFailed(2.0, first.request_id, "timeout"))
+    second = next(a for a in retry if isinstance(a, NtpQuery))
+    assert second.host == NTP_SERVERS[1]
+    dm = agent.handle(RequestFailed(3.0, second.request_id, "timeout"))
+    assert agent.clock_offset is None
+    assert [r.purpose for r in requests(dm)] == ["enroll"]
+
+
+def test_failed_connectivity_checks_are_retried_and_nothing_goes_to_dm() -> None:
+    agent = make_agent(checks_retry_s=60.0)
+    boot = agent.handle(PowerOn(0.0))
+    checks = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    out: list[Action] = []
+    for check in requests(checks):
+        out += agent.handle(RequestFailed(5.0, check.request_id, "connection refused"))
+    assert agent.phase is Phase.NO_NETWORK
+    assert timers(out) == {"checks": 65.0}
+    assert not requests(out)
+    again = agent.handle(TimerFired(65.0, "checks"))
+    assert len(requests(again, "connectivity")) == 2
+
+
+def test_a_wrong_ncsi_body_does_not_count_as_connected() -> None:
+    agent = make_agent()
+    boot = agent.handle(PowerOn(0.0))
+    checks = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    out: list[Action] = []
+    for check in requests(checks):
+        out += agent.handle(HttpResponse(1.0, check.request_id, 200, "<html>captive portal</html>"))
+    assert agent.phase is Phase.NO_NETWORK and not to_dm(out)
+
+
+def test_proxy_test_site_is_contacted_only_when_enabled() -> None:
+    assert not requests(boot_to_dm(make_agent()), "proxy_test")
+    agent = make_agent()
+    agent.handle(ProxyTestToggled(0.0, True))
+    proxy = requests(boot_to_dm(agent), "proxy_test")
+    assert [r.url for r in proxy] == ["http://www.google.com/"]
+
+
+def test_vendor_links_only_on_user_action() -> None:
+    agent = make_agent()
+    actions = online(agent)
+    assert not requests(actions, "vendor")
+    (link,) = agent.handle(UserOpenedLink(200.0, "support"))
+    assert isinstance(link, HttpRequest) and link.url == "https://support.yealink.com/"
+    with pytest.raises(ValueError, match="unknown link"):
+        agent.handle(UserOpenedLink(201.0, "cat-videos"))
+
+
+def test_enrollment_stores_the_credential_then_heartbeats_telemetry_and_channel() -> None:
+    agent = make_agent()
+    (enroll,) = requests(boot_to_dm(agent), "dm")
+    assert enroll.json == {"model": "MeetingBar A20", "csr_pem": "CSR"}
+    actions = agent.handle(HttpResponse(100.0, enroll.request_id, 201, ENROLLED))
+    assert actions[0] == StoreCredential("dev-1", "CERT", "CA")
+    assert agent.enrolled and agent.device_id == "dev-1" and agent.phase is Phase.ONLINE
+    purposes = [r.purpose for r in requests(actions)]
+    assert purposes == ["heartbeat", "telemetry"]
+    assert all(r.mtls for r in requests(actions))
+    assert OpenChannel("wss://127.0.0.1:4431/v1/device/commands") in actions
+
+
+def test_heartbeat_every_30_seconds_or_as_the_service_says() -> None:
+    agent = make_agent()
+    heartbeat = requests(online(agent))[0]
+    nxt = agent.handle(HttpResponse(101.0, heartbeat.request_id, 200, {"next_heartbeat_s": 30}))
+    assert nxt == [StartTimer("heartbeat", 131.0)]
+    (again,) = agent.handle(TimerFired(131.0, "heartbeat"))
+    assert isinstance(again, HttpRequest) and again.purpose == "heartbeat"
+    assert agent.handle(HttpResponse(131.5, again.request_id, 200, {"next_heartbeat_s": 45})) == [
+        StartTimer("heartbeat", 176.5)
+    ]
+    # a failed heartbeat is tried again at the next interval
+    (third,) = agent.handle(TimerFired(176.5, "heartbeat"))
+    assert agent.handle(RequestFailed(177.0, third.request_id, "timeout")) == [
+        StartTimer("heartbeat", 222.0)
+    ]
+
+
+def test_telemetry_holds_only_dm09_fields_the_service_accepts() -> None:
+    agent = make_agent(network=NetworkInfo("wifi", "10.1.2.3", "2001:db8::5", "ssid-7"))
+    telemetry = next(r for r in requests(online(agent)) if r.purpose == "telemetry")
+    assert telemetry.json is not None
+    assert set(telemetry.json) <= DM09_FIELDS
+    assert telemetry.json["mac"] == "02:00:00:00:00:01"
+    assert telemetry.json["server_address"] == "127.0.0.1:4431"
+    assert validate_telemetry(telemetry.json)["network_type"] == "wifi"
+    (periodic, timer) = agent.handle(TimerFired(1000.0, "telemetry"))
+    assert isinstance(periodic, HttpRequest) and periodic.purpose == "telemetry"
+    assert timer == StartTimer("telemetry", 1900.0)
+
+
+def test_call_state_changes_the_reported_status() -> None:
+    agent = make_agent()
+    online(agent)
+    (report,) = agent.handle(CallStateChanged(200.0, True))
+    assert isinstance(report, HttpRequest) and report.json is not None
+    assert report.json["status"] == "in_call"
+    assert agent.handle(CallStateChanged(201.0, True)) == []
+
+
+def test_undeployed_device_retries_enrollment_with_backoff_and_sends_nothing_else() -> None:
+    agent = make_agent()
+    (enroll,) = requests(boot_to_dm(agent), "dm")
+    seen: list[Action] = []
+    now, delays = 10.0, []
+    for _ in range(6):
+        out = agent.handle(HttpResponse(now, enroll.request_id, 403, {"error": "Forbidden"}))
+        seen += out
+        at = timers(out)["enroll"]
+        delays.append(at - now)
+        now = at
+        (enroll,) = agent.handle(TimerFired(now, "enroll"))  # type: ignore[assignment]
+        assert isinstance(enroll, HttpRequest) and enroll.purpose == "enroll"
+    assert delays == [30.0, 60.0, 120.0, 240.0, 480.0, 900.0]
+    assert agent.phase is Phase.ENROLLING and not agent.enrolled
+    assert not [a for a in seen if isinstance(a, HttpRequest | OpenChannel | StoreCredential)]
+
+
+def test_jitter_is_given_not_drawn() -> None:
+    identity = make_agent().identity
+    agent = DeviceAgent(identity, AgentConfig(dm_url=DM), jitter=lambda d: d / 2)
+    (enroll,) = requests(boot_to_dm(agent), "dm")
+    assert timers(agent.handle(HttpResponse(10.0, enroll.request_id, 403))) == {"enroll": 25.0}
+
+
+def test_revoked_certificate_sends_the_device_back_to_enrollment() -> None:
+    agent = make_agent()
+    heartbeat = requests(online(agent))[0]
+    out = agent.handle(HttpResponse(101.0, heartbeat.request_id, 403, {"error": "Forbidden"}))
+    assert ForgetCredential() in out and CloseDmSession() in out
+    assert not agent.enrolled and agent.phase is Phase.ENROLL_WAIT
+    assert timers(out) == {"enroll": 131.0}
+
+
+def test_revocation_on_the_channel_also_goes_back_to_enrollment() -> None:
+    agent = make_agent()
+    online(agent)
+    agent.handle(ChannelOpened(100.5))
+    out = agent.handle(ChannelClosed(150.0, 4003))
+    assert ForgetCredential() in out and not agent.enrolled
+
+
+def test_a_dropped_channel_is_reopened_after_backoff() -> None:
+    agent = make_agent()
+    online(agent)
+    agent.handle(ChannelOpened(100.5))
+    assert agent.handle(ChannelClosed(150.0, 1006)) == [StartTimer("channel", 155.0)]
+    assert agent.handle(TimerFired(155.0, "channel")) == [
+        OpenChannel("wss://127.0.0.1:4431/v1/device/commands")
+    ]
+
+
+def test_dm_toggle_off_stops_every_dm_action_until_switched_on() -> None:
+    agent = make_agent()
+    first = online(agent)
+    heartbeat = requests(first)[0]
+    off = agent.handle(DmToggled(105.0, False))
+    assert CloseDmSession() in off
+    assert {a.name for a in off if isinstance(a, CancelTimer)} >= {"heartbeat", "telemetry"}
+    assert agent.phase is Phase.DM_OFF
+    # whatever happens while it is off, nothing goes to the DM service
+    during: list[Action] = []
+    during += agent.handle(HttpResponse(106.0, heartbeat.request_id, 200, {"next_heartbeat_s": 30}))
+    for name in ("heartbeat", "telemetry", "enroll", "channel"):
+        during += agent.handle(TimerFired(200.0, name))
+    during += agent.handle(FaultInjected(210.0, "camera", "lens cover stuck"))
+    during += agent.handle(CallStateChanged(220.0, True))
+    during += agent.handle(ChannelMessage(230.0, {"type": "command", "kind": "config"}))
+    during += agent.handle(ChannelClosed(240.0, 1006))
+    assert during == []
+    # the NTP and connectivity checks still run
+    assert [a.host for a in agent.handle(TimerFired(3700.0, "ntp")) if isinstance(a, NtpQuery)]
+    on = agent.handle(DmToggled(4000.0, True))
+    assert [r.purpose for r in requests(on)] == ["heartbeat", "telemetry", "health"]
+
+
+def test_dm_off_at_boot_means_no_enrollment_but_preconfigured_domains_still_run() -> None:
+    agent = make_agent(dm_enabled=False)
+    actions = boot_to_dm(agent)
+    assert to_dm(actions) == [] and agent.phase is Phase.DM_OFF
+    (enroll,) = requests(agent.handle(DmToggled(50.0, True)), "dm")
+    assert enroll.purpose == "enroll"
+
+
+def test_toggle_off_during_boot_holds_the_dm_contact_back() -> None:
+    agent = make_agent()
+    boot = agent.handle(PowerOn(0.0))
+    checks = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    agent.handle(DmToggled(1.0, False))
+    ntp = answer_checks(agent, checks, 1.5)
+    query = next(a for a in ntp if isinstance(a, NtpQuery))
+    assert to_dm(agent.handle(NtpReply(2.0, query.request_id, 9.0))) == []
+    assert agent.phase is Phase.DM_OFF
+
+
+def test_faults_are_reported_as_health_events() -> None:
+    agent = make_agent()
+    online(agent)
+    health, telemetry = requests(agent.handle(FaultInjected(300.0, "microphone", "no signal")))
+    assert health.url.endswith("/v1/device/health")
+    assert health.json == {"component": "microphone", "state": "fault", "detail": "no signal"}
+    assert telemetry.json is not None and telemetry.json["status"] == "fault"
+    cleared = requests(agent.handle(FaultCleared(400.0, "microphone")))
+    assert cleared[0].json == {"component": "microphone", "state": "ok"}
+    assert agent.status == "online"
+
+
+def test_a_fault_injected_before_enrollment_is_reported_once_online() -> None:
+    agent = make_agent()
+    agent.handle(FaultInjected(0.0, "camera", "dark image"))
+    health = [r for r in requests(online(agent)) if r.purpose == "health"]
+    assert [h.json for h in health] == [
+        {"component": "camera", "state": "fault", "detail": "dark image"}
+    ]
+
+
+def test_a_component_the_model_lacks_cannot_fail() -> None:
+    agent = make_agent("MeetingBar A10")
+    with pytest.raises(ValueError, match="no 'display'"):
+        agent.handle(FaultInjected(1.0, "display", "cracked"))
+
+
+def test_network_change_reruns_the_preconfigured_sequence() -> None:
+    agent = make_agent()
+    online(agent)
+    out = agent.handle(NetworkChanged(500.0, NetworkInfo("wifi", "10.9.9.9")))
+    assert CloseDmSession() in out
+    assert len(requests(out, "connectivity")) == 2 and not to_dm(out)
+    assert agent.phase is Phase.CHECKING
+    ntp = answer_checks(agent, out, 501.0)
+    query = next(a for a in ntp if isinstance(a, NtpQuery))
+    resumed = agent.handle(NtpReply(502.0, query.request_id, 1.0))
+    # already enrolled: straight back to the session, no new enrollment
+    assert [r.purpose for r in requests(resumed)] == ["heartbeat", "telemetry"]
+    assert requests(resumed)[1].json["ipv4_address"] == "10.9.9.9"  # type: ignore[index]
+
+
+def test_answers_from_before_a_power_cycle_are_ignored() -> None:
+    agent = make_agent()
+    heartbeat = requests(online(agent))[0]
+    agent.handle(PowerOn(1000.0))
+    assert agent.handle(HttpResponse(1001.0, heartbeat.request_id, 403)) == []
+    assert agent.enrolled
+
+
+def test_commands_reach_the_hooks_which_do_nothing_yet() -> None:
+    agent = make_agent()
+    online(agent)
+    command = {"type": "command", "command_id": "c1", "kind": "config", "payload": {}}
+    assert agent.handle(ChannelMessage(300.0, command)) == []
+    assert agent.ack("c1", {"applied": True}).message == {
+        "type": "ack",
+        "command_id": "c1",
+        "result": {"applied": True},
+    }

@@ -1,0 +1,188 @@
+"""Bulk configuration and remote diagnosis over the device command channel (DM-05, DM-08, DM-13,
+MT-12), against a live region process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import websockets
+
+from roomtrust.testing import region_endpoint
+from services.dm.client import DeviceCredential, DmAdmin
+
+
+def ws_url(url: str) -> str:
+    return url.replace("https://", "wss://") + "/v1/device/commands"
+
+
+async def receive_commands(
+    device: DeviceCredential, url: str, ca: Any, count: int, ack: bool = True
+) -> list[dict[str, Any]]:
+    """Connect as the device (outbound, mTLS), take `count` commands and acknowledge them."""
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(ws_url(url), ssl=device.ssl_context(ca)) as ws:
+        while len(received) < count:
+            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            received.append(message)
+            if ack and message["kind"] == "config":
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "ack",
+                            "command_id": message["command_id"],
+                            "result": {"applied": True},
+                        }
+                    )
+                )
+        await asyncio.sleep(0.2)  # let the last acknowledgement land before closing
+    return received
+
+
+def deploy_enrolled(
+    admin: DmAdmin,
+    make_device: Callable[..., DeviceCredential],
+    site: str,
+    url: str,
+    ca: Any,
+    model: str = "MeetingBoard 65",
+) -> DeviceCredential:
+    device = make_device(model)
+    admin.deploy(device.mac, device.serial_number, model, site)
+    assert device.enroll(url, ca).status_code == 201
+    return device
+
+
+def test_site_push_reaches_that_site_only_and_versions_are_acknowledged(
+    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+) -> None:
+    url, ca = region_endpoint(live_stack, "dm", "us")
+    site_a = dm_admin.site_id  # type: ignore[attr-defined]
+    site_b = dm_admin.create_site("Branch", "America/New_York")
+    here = [deploy_enrolled(dm_admin, make_device, site_a, url, ca) for _ in range(3)]
+    elsewhere = deploy_enrolled(dm_admin, make_device, site_b, url, ca)
+    profile = dm_admin.http.post(
+        "/v1/config/profiles",
+        json={
+            "name": "quiet",
+            "values": {"audio.volume": 30, "display.brightness": 70},
+            "target": {"site_id": site_a},
+        },
+    ).json()
+    push = dm_admin.http.post(f"/v1/config/profiles/{profile['profile_id']}/push").json()
+    assert sorted(push["device_ids"]) == sorted(d.device_id for d in here)
+
+    async def all_devices() -> list[list[dict[str, Any]]]:
+        return await asyncio.gather(*(receive_commands(d, url, ca, 1) for d in here))
+
+    for messages in asyncio.run(all_devices()):
+        assert messages[0]["payload"] == {
+            "version": "quiet@1",
+            "values": {"audio.volume": 30, "display.brightness": 70},
+        }
+    versions = {d["device_id"]: d for d in dm_admin.devices()}
+    assert dm_admin.http.get("/v1/config/drift").json() == []
+    assert elsewhere.device_id is not None
+    drift_free = [versions[d.device_id] for d in here if d.device_id]
+    assert len(drift_free) == 3
+
+    async def nothing_for_elsewhere() -> None:
+        async with websockets.connect(ws_url(url), ssl=elsewhere.ssl_context(ca)) as ws:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), timeout=1.0)
+
+    asyncio.run(nothing_for_elsewhere())
+
+
+def test_offline_device_gets_pending_configuration_when_it_reconnects(
+    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+) -> None:
+    url, ca = region_endpoint(live_stack, "dm", "us")
+    device = deploy_enrolled(
+        dm_admin,
+        make_device,
+        dm_admin.site_id,
+        url,
+        ca,  # type: ignore[attr-defined]
+        model="MeetingBar A10",
+    )
+    profile = dm_admin.http.post(
+        "/v1/config/profiles",
+        json={
+            "name": "bars",
+            "values": {"audio.volume": 55, "display.brightness": 10},
+            "target": {"model": "MeetingBar A10"},
+        },
+    ).json()
+    push = dm_admin.http.post(f"/v1/config/profiles/{profile['profile_id']}/push").json()
+    assert device.device_id in push["device_ids"]
+    drift = dm_admin.http.get("/v1/config/drift").json()
+    assert any(row["device_id"] == device.device_id for row in drift)
+    messages = asyncio.run(receive_commands(device, url, ca, 1))
+    # a MeetingBar has no display: the display key is not sent to it
+    assert messages[0]["payload"]["values"] == {"audio.volume": 55}
+    drift = dm_admin.http.get("/v1/config/drift").json()
+    assert not any(row["device_id"] == device.device_id for row in drift)
+
+
+@pytest.mark.parametrize("key", ["meeting.subject", "user.contacts", "chat.history"])
+def test_configuration_keys_that_carry_end_user_data_are_refused(
+    dm_admin: DmAdmin, key: str
+) -> None:
+    response = dm_admin.http.post(
+        "/v1/config/profiles",
+        json={"name": "bad", "values": {key: "x"}, "target": {"tag": "all"}},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == f"values.{key}"
+    assert "DM-08" in response.json()["reason"]
+
+
+def test_diagnostics_bundle_is_for_its_enterprise_only(
+    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+) -> None:
+    url, ca = region_endpoint(live_stack, "dm", "us")
+    device = deploy_enrolled(dm_admin, make_device, dm_admin.site_id, url, ca)  # type: ignore[attr-defined]
+    request = dm_admin.http.post(f"/v1/devices/{device.device_id}/diagnostics").json()
+    messages = asyncio.run(receive_commands(device, url, ca, 1, ack=False))
+    assert messages[0]["kind"] == "diagnostics"
+    bundle = {
+        "command_id": request["command_id"],
+        "device_id": device.device_id,
+        "mac": device.mac,
+        "ip_address": "10.0.0.7",
+        "logs": {"system.log": "boot ok"},
+    }
+    with device.client(url, ca) as http:
+        refused = http.post("/v1/device/diagnostics", json={**bundle, "screenshot": "..."})
+        assert refused.status_code == 422 and refused.json()["field"] == "screenshot"
+        stored = http.post("/v1/device/diagnostics", json=bundle)
+    assert stored.status_code == 201, stored.text
+    bundle_id = stored.json()["bundle_id"]
+    fetched = dm_admin.http.get(f"/v1/diagnostics/{bundle_id}").json()
+    assert fetched["logs"] == {"system.log": "boot ok"}
+    with DmAdmin(url, ca) as other:
+        other.register("Other Corp", "other-diag@example.com", "correct horse battery")
+        other.login("other-diag@example.com", "correct horse battery")
+        assert other.http.get(f"/v1/diagnostics/{bundle_id}").status_code == 404
+
+
+def test_revoked_device_loses_its_command_channel(
+    live_stack: dict[str, Any], dm_admin: DmAdmin, enrolled_device: DeviceCredential
+) -> None:
+    url, ca = region_endpoint(live_stack, "dm", "us")
+
+    async def scenario() -> None:
+        async with websockets.connect(ws_url(url), ssl=enrolled_device.ssl_context(ca)) as ws:
+            assert enrolled_device.device_id is not None
+            await asyncio.to_thread(dm_admin.undeploy, enrolled_device.device_id)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), timeout=5)
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(ws_url(url), ssl=enrolled_device.ssl_context(ca)):
+                pass
+
+    asyncio.run(scenario())
