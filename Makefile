@@ -18,8 +18,9 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 venv: $(VENV)/.synced
 
 demo: venv
-	$(VENV)/bin/roomtrust demo
+	$(VENV)/bin/roomtrust up
 	$(VENV)/bin/roomtrust fleet run scenarios/smoke.yaml
+	$(VENV)/bin/roomtrust demo
 
 test: venv
 	$(VENV)/bin/pytest -q

@@ -29,6 +29,9 @@ app.add_typer(fleet_app, name="fleet")
 def demo(
     home: Path = typer.Option(Path(".roomtrust"), "--home", envvar="ROOMTRUST_HOME"),
     out: Path = typer.Option(Path("reports/out"), "--out"),
+    comply: bool = typer.Option(
+        True, "--comply/--no-comply", help="end with the compliance report of every claim"
+    ),
 ) -> None:
     """Start the local stack, run a small scenario end to end, write reports/out/."""
     from roomtrust.demo import run_demo
@@ -41,4 +44,15 @@ def demo(
             f"undeployed device refused ({row['undeployed_enrollment_status']})"
         )
     typer.echo(f"summary: {summary['summary_file']}")
+    if comply:
+        from roomtrust.comply.runner import comply_local
+
+        typer.echo("checking every claim of claims.md (local stack and infra graphs)...")
+        run = comply_local(home, out / "compliance", graph=True)
+        counts = run.counts
+        typer.echo(f"compliance report: {run.report}")
+        typer.echo(
+            f"claims: PASS {counts.get('PASS', 0)}, FAIL {counts.get('FAIL', 0)}, "
+            f"UNCHECKED {counts.get('UNCHECKED', 0)}"
+        )
     typer.echo("the stack keeps running; stop it with `roomtrust down`")

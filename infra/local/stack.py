@@ -2,7 +2,11 @@
 
 `start()` launches every region as its own process (own database, own CA under the stack's home),
 waits until each has written its ready file, and writes `stack.json` with the URLs and CA bundles that
-every other tool reads. The processes outlive the command; `stop()` ends them cleanly.
+every other tool reads. Each meeting region then gets its media relays (`ROOMTRUST_RELAYS_PER_REGION`,
+default 1; `roomtrust up` starts 2, so a region can fail over at once), listed under `relays` in
+`stack.json`; the region itself replaces a relay that dies. With `pstn`, a meeting region also gets
+its PSTN gateway (`pstn` in `stack.json`).
+The processes outlive the command; `stop()` ends them cleanly, relays last.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ if (Path(__file__).resolve().parents[2] / "services" / "meeting" / "main.py").ex
 
 STACK_FILE = "stack.json"
 START_TIMEOUT = 60.0
+RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
+DEFAULT_RELAYS = 1
 
 
 class StackError(RuntimeError):
@@ -118,7 +125,7 @@ def _spawn(
     return _Launch(service, region, proc, ready, log_path)
 
 
-def _await_ready(launch: _Launch, deadline: float) -> dict[str, Any]:
+def _await_file(launch: _Launch, deadline: float) -> None:
     while not launch.ready.exists():
         if launch.proc.poll() is not None:
             raise StackError(
@@ -129,6 +136,10 @@ def _await_ready(launch: _Launch, deadline: float) -> dict[str, Any]:
             launch.proc.kill()
             raise StackError(f"{launch.service}/{launch.region} did not start in time")
         time.sleep(0.05)
+
+
+def _await_ready(launch: _Launch, deadline: float) -> dict[str, Any]:
+    _await_file(launch, deadline)
     info = json.loads(launch.ready.read_text())
     return {
         "url": f"https://127.0.0.1:{info['port']}",
@@ -149,12 +160,19 @@ def launch_region(
 
 
 def start(
-    home: Path, services: list[str] | None = None, schema_prefix: str | None = None
+    home: Path,
+    services: list[str] | None = None,
+    schema_prefix: str | None = None,
+    relays: int | Mapping[str, int] | None = None,
+    pstn: bool | Sequence[str] = False,
 ) -> dict[str, Any]:
     """Start the stack (or return the running one) and write stack.json.
 
     On PostgreSQL each region keeps its data in the schema `<schema_prefix><service>_<region>`;
-    the prefix defaults to ROOMTRUST_SCHEMA_PREFIX, so two stacks can share one database."""
+    the prefix defaults to ROOMTRUST_SCHEMA_PREFIX, so two stacks can share one database.
+    `relays` is the number of media relays per meeting region, or a count per region name
+    (default: ROOMTRUST_RELAYS_PER_REGION, else 1). `pstn` starts the PSTN gateway of every
+    meeting region (True) or of the regions named."""
     if schema_prefix is None:
         schema_prefix = os.environ.get("ROOMTRUST_SCHEMA_PREFIX", "")
     home = home.resolve()
@@ -175,13 +193,143 @@ def start(
         for launch in launches:
             entry = _await_ready(launch, deadline)
             stack["services"].setdefault(launch.service, {})[launch.region] = entry
+        if "meeting" in stack["services"]:
+            stack["relays"] = start_relays(home, relay_counts(relays), deadline)
+            gateways = list(MEETING_REGIONS) if pstn is True else list(pstn or ())
+            stack["pstn"] = {region: launch_pstn(home, region, deadline) for region in gateways}
     except Exception:
         for launch in launches:
             if launch.proc.poll() is None:
                 terminate(launch.proc.pid)
+        stop_relays(home)
         raise
     write_stack(home, stack)
     return stack
+
+
+def relay_counts(relays: int | Mapping[str, int] | None) -> dict[str, int]:
+    if relays is None:
+        relays = int(os.environ.get(RELAYS_ENV, DEFAULT_RELAYS))
+    if isinstance(relays, int):
+        return dict.fromkeys(MEETING_REGIONS, relays)
+    return {region: count for region, count in relays.items() if count > 0}
+
+
+def _spawn_relay(home: Path, region: str, name: str) -> _Launch:
+    from services.meeting.relay.files import ready_file
+
+    ready = ready_file(home, region, name)
+    ready.unlink(missing_ok=True)
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"relay-{region}-{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "services.meeting.relay"),
+                *("--region", region, "--home", str(home), "--name", name),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return _Launch("relay", region, proc, ready, log_path)
+
+
+def start_relays(
+    home: Path, counts: Mapping[str, int], deadline: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Start relays (after their meeting regions, whose CA they use); returns their entries."""
+    home = home.resolve()
+    deadline = deadline or time.monotonic() + START_TIMEOUT
+    launches = [
+        _spawn_relay(home, region, f"relay-{index + 1}")
+        for region, count in counts.items()
+        for index in range(count)
+    ]
+    found: dict[str, dict[str, Any]] = {}
+    for launch in launches:
+        _await_file(launch, deadline)
+        info = json.loads(launch.ready.read_text())
+        found.setdefault(launch.region, {})[info["name"]] = {
+            "pid": launch.proc.pid,
+            "control_url": info["control_url"],
+            "media_port": info["media_port"],
+            "log": str(launch.log),
+        }
+    return found
+
+
+def launch_relay(home: Path, region: str, name: str) -> dict[str, Any]:
+    """Start one more relay in a meeting region and record it in stack.json, if there is one."""
+    home = home.resolve()
+    launch = _spawn_relay(home, region, name)
+    _await_file(launch, time.monotonic() + START_TIMEOUT)
+    info = json.loads(launch.ready.read_text())
+    entry = {
+        "pid": launch.proc.pid,
+        "control_url": info["control_url"],
+        "media_port": info["media_port"],
+        "log": str(launch.log),
+    }
+    if stack_file(home).exists():
+        stack = read_stack(home)
+        stack.setdefault("relays", {}).setdefault(region, {})[name] = entry
+        write_stack(home, stack)
+    return entry
+
+
+def launch_pstn(home: Path, region: str, deadline: float | None = None) -> dict[str, Any]:
+    """Start a meeting region's PSTN gateway (after the region) and wait until it is ready."""
+    home = home.resolve()
+    directory = home / "meeting" / region / "pstn"
+    directory.mkdir(parents=True, exist_ok=True)
+    ready = directory / "ready.json"
+    ready.unlink(missing_ok=True)
+    log_path = home / "logs" / f"pstn-{region}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.meeting.pstn",
+                "--region",
+                region,
+                "--home",
+                str(home),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    launch = _Launch("pstn", region, proc, ready, log_path)
+    _await_file(launch, deadline or time.monotonic() + START_TIMEOUT)
+    info = json.loads(ready.read_text())
+    return {"pid": proc.pid, "control_url": info["control_url"], "log": str(log_path)}
+
+
+def stop_relays(home: Path) -> int:
+    """Stop every running relay and PSTN gateway under the home (those the stack started and the
+    relays' replacements)."""
+    if "meeting" not in SERVICES:
+        return 0
+    from services.meeting.relay.files import read_ready, running_relays
+
+    count = 0
+    for region in MEETING_REGIONS:
+        gateway = home.resolve() / "meeting" / region / "pstn" / "ready.json"
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(read_ready(gateway)["pid"])
+            if _alive(pid):
+                count += 1
+                terminate(pid)
+        for ready in running_relays(home.resolve(), region):
+            count += 1
+            terminate(int(ready["pid"]))
+    return count
 
 
 def write_stack(home: Path, stack: dict[str, Any]) -> None:
@@ -212,12 +360,13 @@ def stop(home: Path) -> int:
     """Stop every process of the stack; returns how many were running."""
     home = home.resolve()
     if not stack_file(home).exists():
-        return 0
+        return stop_relays(home)
     running = 0
     for ep in endpoints(read_stack(home)):
         if _alive(ep.pid):
             running += 1
             terminate(ep.pid)
+    running += stop_relays(home)  # after the regions, so none of them replaces a stopped relay
     stack_file(home).unlink(missing_ok=True)
     return running
 
