@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: all venv demo test test-fast bench lint format typecheck up down status fuzz clean
+.PHONY: all venv demo test bench lint format fuzz up down status clean
 
 all: venv
 
@@ -24,6 +24,9 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/pytest -q
+
+fuzz: venv
+	ROOMTRUST_FUZZ_EXAMPLES=100 $(VENV)/bin/pytest -q --timeout=3600 tests/meeting/test_meeting_fuzz.py
 
 bench: venv
 	$(PY) -m bench

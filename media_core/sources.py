@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from media_core import g711
 from media_core.rtp import HeaderExtension, RtpPacket
 
 MARKER = b"ROOMTRUST-MEDIA:"
@@ -48,13 +49,17 @@ def payload_identity(payload: bytes) -> tuple[int, int, int] | None:
 
 @dataclass
 class AudioSource:
-    """G.711 u-law sized audio: one 160-byte packet per 20 ms frame."""
+    """G.711 u-law sized audio: one 160-byte packet per 20 ms frame.
+
+    The payload is the marker pattern, or with `tone_hz` a real u-law sine at that frequency (for
+    legs that are decoded and mixed, such as the PSTN gateway's)."""
 
     ssrc: int
     first_sequence: int = 0
     first_timestamp: int = 0
     payload_type: int = PCMU
     with_audio_level: bool = True
+    tone_hz: float | None = None
     frames: int = field(default=0, init=False)
 
     frame_interval: float = field(default=AUDIO_FRAME_SECONDS, init=False)
@@ -76,7 +81,11 @@ class AudioSource:
             sequence_number=(self.first_sequence + index) & 0xFFFF,
             timestamp=(self.first_timestamp + index * self.samples_per_frame) & 0xFFFFFFFF,
             ssrc=self.ssrc,
-            payload=_payload(self.samples_per_frame, self.ssrc, index, 0),
+            payload=(
+                _payload(self.samples_per_frame, self.ssrc, index, 0)
+                if self.tone_hz is None
+                else g711.tone(self.tone_hz, index * self.samples_per_frame, self.samples_per_frame)
+            ),
             marker=index == 0,
             extension=extension,
         )

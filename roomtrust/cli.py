@@ -9,8 +9,9 @@ import typer
 from devices_virtual.cli import app as fleet_app
 from infra.cli import app as infra_app
 from infra.local.cli import register as register_stack
+from load.cli import app as load_app
 from roomtrust.comply.cli import register as register_comply
-from services.dm.cli import config_app, diag_app
+from services.dm.cli import config_app, diag_app, rollout_app
 from services.meeting.cli import retention_app
 from sim.cli import app as sim_app
 
@@ -19,10 +20,12 @@ register_stack(app)
 register_comply(app)
 app.add_typer(config_app, name="config")
 app.add_typer(diag_app, name="diag")
+app.add_typer(rollout_app, name="rollout")
 app.add_typer(retention_app, name="retention")
 app.add_typer(infra_app, name="infra")
 app.add_typer(sim_app, name="sim")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(load_app, name="load")
 
 
 @app.command()

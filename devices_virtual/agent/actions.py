@@ -82,16 +82,31 @@ class CloseDmSession:
 
 
 @dataclass(frozen=True, slots=True)
-class InstallImage:
-    """Verify and install a firmware image (filled in by the firmware issue)."""
+class DownloadFile:
+    """Fetch a file from the DM server over the device's mutual-TLS session; the driver answers
+    with `DownloadDone` (the raw bytes) or `RequestFailed`."""
 
+    request_id: int
     url: str
-    version: str
     target: str = "dm"
+    purpose: str = "firmware"
+
+
+@dataclass(frozen=True, slots=True)
+class InstallImage:
+    """Write a verified image to the inactive slot (`"a"` or `"b"`) of the device's flash; the
+    driver answers with `ImageInstalled`. The agent has checked the signature already."""
+
+    slot: str
+    version: str
+    size: int
+    target: str = "local"
 
 
 @dataclass(frozen=True, slots=True)
 class Reboot:
+    """Power-cycle: the driver feeds `PowerOn` again. The agent closes its DM session first."""
+
     target: str = "local"
 
 
@@ -105,6 +120,7 @@ Action = (
     | OpenChannel
     | SendChannel
     | CloseDmSession
+    | DownloadFile
     | InstallImage
     | Reboot
 )

@@ -12,26 +12,36 @@ What it does:
   sent to the DM service (DM-02);
 - heartbeats (every 30 s, or as the service says) and telemetry with only DM-09 fields;
 - the outbound command channel; config, firmware and diagnostics commands go to the `on_*` hooks;
+- firmware updates (MT-05): download over mTLS, decrypt with the per-download key from the
+  command, verify the signature against the release key built into the model, refuse a bad
+  signature, a wrong model or a downgrade with the reason; install to the inactive slot (A/B),
+  reboot into it, check health after boot, roll back by itself when the check fails, and report;
 - the DM toggle (DM-03): while it is off, no action towards the DM service is returned;
 - injected camera/microphone/display faults, reported as health events.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from devices_virtual.agent import firmware as fw_codes
 from devices_virtual.agent.actions import (
     Action,
     CancelTimer,
     CloseDmSession,
+    DownloadFile,
     ForgetCredential,
     HttpRequest,
+    InstallImage,
     NtpQuery,
     OpenChannel,
+    Reboot,
     SendChannel,
     StartTimer,
     StoreCredential,
@@ -50,6 +60,7 @@ from devices_virtual.agent.events import (
     ChannelMessage,
     ChannelOpened,
     DmToggled,
+    DownloadDone,
     Event,
     FaultCleared,
     FaultInjected,
@@ -64,8 +75,17 @@ from devices_virtual.agent.events import (
     TimerFired,
     UserOpenedLink,
 )
+from devices_virtual.agent.firmware import SLOT_NAMES, FirmwareState, Update, image_self_test
 from devices_virtual.agent.telemetry import telemetry_report
 from devices_virtual.models import DeviceModel
+from services.common.errors import Invalid
+from services.common.firmware import (
+    DOWNLOAD_KEY_BYTES,
+    FirmwareRejected,
+    decrypt_download,
+    load_public_key,
+    verify_package,
+)
 
 # Timer names. DM timers are cancelled whenever the DM connection is switched off.
 T_BOOT = "boot"
@@ -120,6 +140,8 @@ class AgentConfig:
     enroll_backoff: Backoff = field(default_factory=Backoff)
     channel_backoff: Backoff = field(default_factory=lambda: Backoff(initial=5.0, cap=300.0))
     network: NetworkInfo = field(default_factory=NetworkInfo)
+    # The release public key (PEM) built into the model: firmware must be signed with it.
+    release_key_pem: str | None = None
 
 
 class DeviceAgent:
@@ -129,6 +151,7 @@ class DeviceAgent:
         "_channel_wanted",
         "_checks_left",
         "_checks_ok",
+        "_fw",
         "_network_ready",
         "_next_heartbeat",
         "_next_id",
@@ -186,6 +209,7 @@ class DeviceAgent:
         self._booting = False  # inside the preconfigured-domain sequence
         self._network_ready = False
         self._next_heartbeat: float | None = None
+        self._fw: FirmwareState | None = None  # made on the first firmware command
 
     # -- public -------------------------------------------------------------------------------
 
@@ -232,11 +256,16 @@ class DeviceAgent:
             case ProxyTestToggled():
                 self.proxy_test_enabled = event.enabled
                 return []
+            case DownloadDone():
+                purpose = self._pending.pop(event.request_id, None)
+                if purpose != "dm:firmware":
+                    return []
+                return self._downloaded(event.now, event.request_id, event.status, event.data)
             case ImageInstalled():
                 return self.on_image_installed(event)
         raise TypeError(f"not a device agent event: {event!r}")
 
-    # -- hooks for configuration and firmware (filled in by the configuration/firmware issue) ----
+    # -- commands from the channel ------------------------------------------------------------
 
     def on_command(self, now: float, command: dict[str, Any]) -> list[Action]:
         kind = command.get("kind")
@@ -253,20 +282,198 @@ class DeviceAgent:
         return []
 
     def on_firmware_command(self, now: float, command: dict[str, Any]) -> list[Action]:
-        """Start a firmware update (InstallImage, then Reboot). Not implemented yet: no actions."""
-        return []
+        """Install an image (`op` install) or boot back into a version (`op` rollback)."""
+        fw = self.firmware
+        command_id = command.get("command_id")
+        if command_id in fw.reports:  # delivered again: the service missed the result
+            return self._report(command_id)
+        update = fw.update
+        if update is not None:
+            if update.command_id != command_id:
+                return self._refused(command_id, fw_codes.BUSY, "another update is in progress")
+            if update.stage == "downloading" and update.request_id not in self._pending:
+                return [self._download(update)]  # the download was lost (network change)
+            return []
+        payload = command.get("payload")
+        if not isinstance(payload, dict):
+            return self._refused(command_id, fw_codes.BAD_COMMAND, "the command has no payload")
+        op = payload.get("op", "install")
+        if op == "rollback":
+            return self._boot_back(command_id, payload.get("version"))
+        path, key = payload.get("download"), payload.get("key")
+        try:
+            raw_key = base64.b64decode(key, validate=True) if isinstance(key, str) else b""
+        except (binascii.Error, ValueError):
+            raw_key = b""
+        if op != "install" or not isinstance(path, str) or not path.startswith("/"):
+            return self._refused(command_id, fw_codes.BAD_COMMAND, "no download in the command")
+        if len(raw_key) != DOWNLOAD_KEY_BYTES:
+            return self._refused(command_id, fw_codes.BAD_COMMAND, "no download key")
+        fw.update = Update(command_id, path, raw_key)
+        return [self._download(fw.update)]
 
     def on_diagnostics_command(self, now: float, command: dict[str, Any]) -> list[Action]:
         """Upload a diagnostics bundle. Not implemented yet: no actions."""
         return []
 
     def on_image_installed(self, event: ImageInstalled) -> list[Action]:
-        """The driver installed (or refused) an image. Not implemented yet: no actions."""
-        return []
+        """The image is in the inactive slot: reboot into it, on trial until the health check."""
+        fw = self._fw
+        update = fw.update if fw is not None else None
+        if fw is None or update is None or update.stage != "installing":
+            return []
+        if event.version != update.version:
+            return []
+        if not event.ok:
+            return self._update_failed(fw_codes.INSTALL_FAILED, event.reason or "install failed")
+        fw.slots[fw.inactive] = update.version
+        fw.boot_into = fw.inactive
+        update.stage = "rebooting"
+        return self._reboot()
+
+    # -- firmware (MT-05) -------------------------------------------------------------------------
+
+    @property
+    def firmware(self) -> FirmwareState:
+        """The device's flash: slot A holds the factory version until the first update."""
+        if self._fw is None:
+            self._fw = FirmwareState(slots=[self.firmware_version, None])
+        return self._fw
+
+    def _download(self, update: Update) -> DownloadFile:
+        update.request_id = self._new_id("dm:firmware")
+        return DownloadFile(update.request_id, self.config.dm_url + update.path)
+
+    def _downloaded(
+        self, now: float, request_id: int, status: int, data: bytes, failure: str = ""
+    ) -> list[Action]:
+        fw = self._fw
+        update = fw.update if fw is not None else None
+        if update is None or update.request_id != request_id or update.stage != "downloading":
+            return []
+        if status != 200:
+            detail = failure or f"the server answered {status}"
+            return self._update_failed(fw_codes.DOWNLOAD_FAILED, detail)
+        actions: list[Action] = []
+        if self.dm_enabled and self.channel_open:
+            progress = {"type": "progress", "command_id": update.command_id, "stage": "downloaded"}
+            actions.append(SendChannel(progress))
+        pem = self.config.release_key_pem
+        try:
+            if not pem:
+                raise Invalid("no release key is built into this device", "release_key")
+            release_key = load_public_key(pem.encode())
+            package = decrypt_download(data, update.key, context=update.download_id.encode())
+            signed = verify_package(
+                package,
+                release_key,
+                model=self.identity.model.name,
+                installed_version=self.firmware_version,
+            )
+        except FirmwareRejected as refused:
+            return actions + self._update_failed(refused.code, refused.reason)
+        except Invalid as missing:
+            return actions + self._update_failed(fw_codes.NO_RELEASE_KEY, missing.reason)
+        update.version = signed.manifest.version
+        update.self_test_ok, update.self_test_detail = image_self_test(signed.image)
+        update.stage = "installing"
+        slot = SLOT_NAMES[self.firmware.inactive]
+        return [*actions, InstallImage(slot, update.version, len(signed.image))]
+
+    def _reboot(self) -> list[Action]:
+        actions = self._leave_dm()
+        self.phase = Phase.BOOTING
+        return [*actions, Reboot()]
+
+    def _booted(self, now: float) -> list[Action]:
+        """The boot finished. On trial, the post-boot health check decides: keep the new version,
+        or boot back into the previous slot by itself and report why."""
+        fw = self._fw
+        if fw is None or not fw.on_trial or fw.update is None:
+            return self._start_preconfigured(now)
+        update, fw.update, fw.on_trial = fw.update, None, False
+        problems = [] if update.self_test_ok else [update.self_test_detail]
+        if self.faults:
+            problems.append("faulty " + ", ".join(sorted(self.faults)))
+        if not problems:
+            fw.remember(update.command_id, {"ok": True, "version": self.firmware_version})
+            return self._start_preconfigured(now)
+        fw.boot_into = fw.inactive
+        fw.remember(
+            update.command_id,
+            {
+                "ok": False,
+                "reason": fw_codes.HEALTH_CHECK_FAILED,
+                "detail": "; ".join(problems)[:200],
+                "version": fw.slots[fw.inactive],
+                "failed_version": self.firmware_version,
+                "rolled_back": True,
+            },
+        )
+        return [Reboot()]  # straight back: the failed image never reaches the network
+
+    def _boot_back(self, command_id: Any, version: Any) -> list[Action]:
+        """An administrator's rollback: boot the other slot when it holds `version`."""
+        fw = self.firmware
+        if not isinstance(version, str):
+            return self._refused(command_id, fw_codes.BAD_COMMAND, "no version to roll back to")
+        if version == self.firmware_version:
+            fw.remember(command_id, {"ok": True, "version": version})
+            return self._report(command_id)
+        if fw.slots[fw.inactive] != version:
+            return self._refused(command_id, fw_codes.NO_SLOT, f"no slot holds {version}")
+        fw.boot_into = fw.inactive
+        fw.remember(command_id, {"ok": True, "version": version, "rolled_back": True})
+        return self._reboot()
+
+    def _update_failed(self, reason: str, detail: str) -> list[Action]:
+        """The running update ends without a new version: report the reason at once."""
+        fw = self.firmware
+        update, fw.update = fw.update, None
+        if update is None:
+            return []
+        result = {"ok": False, "reason": reason, "detail": detail[:200]}
+        fw.remember(update.command_id, {**result, "version": self.firmware_version})
+        return self._report(update.command_id)
+
+    def _refused(self, command_id: Any, reason: str, detail: str) -> list[Action]:
+        self.firmware.remember(
+            command_id,
+            {"ok": False, "reason": reason, "detail": detail, "version": self.firmware_version},
+        )
+        return self._report(command_id)
+
+    def _report(self, command_id: Any) -> list[Action]:
+        """Acknowledge a firmware command with its result; a failure is also a health event
+        (`firmware_update` fault, cleared by the next success)."""
+        fw = self.firmware
+        result = fw.reports[command_id]
+        if not self.dm_enabled:
+            return []
+        actions: list[Action] = [self.ack(command_id, result)]
+        if not self._online:
+            return actions
+        if not result["ok"] and not fw.fault_open:
+            fw.fault_open = True
+            detail = f"{result['reason']}: {result.get('detail', '')}"[:200]
+            body = {"component": "firmware_update", "state": "fault", "detail": detail}
+            actions.append(self._dm_request("POST", "/v1/device/health", "health", body))
+        elif result["ok"] and fw.fault_open:
+            fw.fault_open = False
+            body = {"component": "firmware_update", "state": "ok"}
+            actions.append(self._dm_request("POST", "/v1/device/health", "health", body))
+        return actions
 
     # -- boot and preconfigured domains (DM-12) ---------------------------------------------------
 
     def _power_on(self, now: float) -> list[Action]:
+        fw = self._fw
+        if fw is not None and fw.boot_into is not None:
+            fw.active, fw.boot_into = fw.boot_into, None
+            self.firmware_version = fw.slots[fw.active] or self.firmware_version
+            fw.on_trial = fw.update is not None and fw.update.stage == "rebooting"
+            if fw.update is not None and fw.on_trial:
+                fw.update.stage = "trial"
         self._pending.clear()
         self.channel_open = self._channel_wanted = False
         self._network_ready = False
@@ -481,7 +688,7 @@ class DeviceAgent:
         delay = self.config.channel_backoff.delay(self._channel_attempts, self.jitter)
         return [StartTimer(T_CHANNEL, now + delay)]
 
-    def ack(self, command_id: str, result: dict[str, Any]) -> SendChannel:
+    def ack(self, command_id: Any, result: dict[str, Any]) -> SendChannel:
         """The acknowledgement of a command, for the `on_*` hooks to return."""
         return SendChannel({"type": "ack", "command_id": command_id, "result": result})
 
@@ -493,7 +700,7 @@ class DeviceAgent:
 
     def _timer(self, now: float, name: str) -> list[Action]:
         if name == T_BOOT:
-            return self._start_preconfigured(now)
+            return self._booted(now)
         if name == T_CHECKS:
             return self._start_preconfigured(now)
         if name == T_NTP:
@@ -528,6 +735,9 @@ class DeviceAgent:
             return self._ntp_answered(now, server_time)
         if purpose == "connectivity":
             return self._check_answered(now, event.request_id, _check_ok(status, body))
+        if purpose == "dm:firmware":
+            failure = event.reason if isinstance(event, RequestFailed) else "no answer"
+            return self._downloaded(now, event.request_id, status or 0, b"", failure)
         if purpose == "dm:enroll":
             return self._enroll_answered(now, status or 0, body)
         if purpose == "dm:heartbeat" and status == 200 and isinstance(body, dict):

@@ -112,8 +112,18 @@ class UserOpenedLink:
 
 
 @dataclass(frozen=True, slots=True)
+class DownloadDone:
+    """The answer to a `DownloadFile` action: the status and the raw bytes of the body."""
+
+    now: float
+    request_id: int
+    status: int
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class ImageInstalled:
-    """The driver finished (or failed) an InstallImage action; issue 6 gives it meaning."""
+    """The driver finished (or failed) an `InstallImage` action."""
 
     now: float
     version: str
@@ -142,6 +152,7 @@ Event = (
     | FaultCleared
     | CallStateChanged
     | UserOpenedLink
+    | DownloadDone
     | ImageInstalled
     | ProxyTestToggled
 )

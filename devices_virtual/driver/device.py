@@ -1,8 +1,14 @@
 """One virtual device in the asyncio driver: performs its DeviceAgent's actions for real.
 
-HTTP with httpx (mutual TLS with the device's own certificate towards the DM service), the command
-channel over WSS with `websockets`, NTP over UDP, timers on the event loop. Every outbound
-connection is recorded before it is made.
+HTTP/1.1 over bare TLS sockets (mutual TLS with the device's own certificate towards the DM
+service), the command channel over WSS, NTP over UDP, timers on the driver's shared timer heap.
+Every outbound connection is recorded before it is made.
+
+A device costs what it must and little more (see `wire`): its SSL context (it holds the device's
+own certificate and key, so it cannot be shared), its idle command channel, its agent, and a timer
+entry or three. Reports open a fresh connection and close it when answered, so an idle device holds
+no HTTP connection between heartbeats. (The DM server closes an idle keep-alive connection after
+30 s, the heartbeat interval, so a kept one would cost memory and never be reused.)
 """
 
 from __future__ import annotations
@@ -11,14 +17,12 @@ import asyncio
 import contextlib
 import json
 import ssl
+import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+import h11
 
 from devices_virtual.agent import (
     Action,
@@ -28,6 +32,8 @@ from devices_virtual.agent import (
     ChannelOpened,
     CloseDmSession,
     DeviceAgent,
+    DownloadDone,
+    DownloadFile,
     Event,
     ForgetCredential,
     HttpRequest,
@@ -45,27 +51,37 @@ from devices_virtual.agent import (
     StoreCredential,
     TimerFired,
 )
-from devices_virtual.driver.io import FleetIO
+from devices_virtual.driver.io import FleetIO, Timer
 from devices_virtual.driver.keys import DeviceKeys
 from devices_virtual.driver.resolver import UnknownHost
+from devices_virtual.driver.wire import (
+    Channel,
+    ChannelRefused,
+    HttpError,
+    Stream,
+    decode_body,
+    http_request,
+)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "wss": 443, "ws": 80}
+_REFUSED_CHANNEL_CODE = 4003  # how the agent learns that its certificate is no longer accepted
+_MAX_DOWNLOAD = 256 << 20
+_FAILURES = (OSError, TimeoutError, ssl.SSLError, HttpError, h11.ProtocolError)
 
 
-def response_body(response: httpx.Response) -> Any:
-    if response.headers.get("content-type", "").startswith("application/json"):
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
-    return response.text
+class NoCertificate(LookupError):
+    """A mutual-TLS request before the device has its certificate (or after it was revoked)."""
+
+
+def _stat(key: str) -> str:
+    """Counter keys are interned: thousands of devices share one string per key."""
+    return sys.intern(key)
 
 
 class VirtualDevice:
     __slots__ = (
         "_channel",
-        "_http",
-        "_ws",
+        "_opening",
         "agent",
         "ctx",
         "dm_ca_file",
@@ -91,12 +107,11 @@ class VirtualDevice:
         self.dm_ca_file = dm_ca_file
         self.fleet = fleet
         self.name = agent.identity.mac
-        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.timers: dict[str, Timer] = {}
         self.stats: Counter[str] = Counter()
-        self.ctx: ssl.SSLContext | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._ws: ClientConnection | None = None
-        self._channel: asyncio.Task[None] | None = None
+        self.ctx: ssl.SSLContext | None = None  # the device's own mutual-TLS context
+        self._channel: Channel | None = None
+        self._opening: asyncio.Task[None] | None = None
 
     # -- events in, actions out ---------------------------------------------------------------
 
@@ -114,13 +129,13 @@ class VirtualDevice:
                 old = self.timers.pop(action.name, None)
                 if old is not None:
                     old.cancel()
-                self.timers[action.name] = io.loop.call_at(
+                self.timers[action.name] = io.timers.call_at(
                     io.loop_time(action.at), self._fire, action.name
                 )
             case CancelTimer():
-                handle = self.timers.pop(action.name, None)
-                if handle is not None:
-                    handle.cancel()
+                timer = self.timers.pop(action.name, None)
+                if timer is not None:
+                    timer.cancel()
             case HttpRequest():
                 io.spawn(self._request(action))
             case NtpQuery():
@@ -128,22 +143,27 @@ class VirtualDevice:
             case StoreCredential():
                 self.keys.store(action.certificate_pem, action.ca_pem)
                 self.ctx = self.keys.ssl_context(self.dm_ca_file)
-                self.stats["enrolled"] += 1
+                self.stats[_stat("enrolled")] += 1
                 io.log({"kind": "enrolled", "device": self.name, "device_id": action.device_id})
             case ForgetCredential():
                 self.keys.forget()
                 self.ctx = None
                 io.log({"kind": "credential_forgotten", "device": self.name})
             case OpenChannel():
-                self._channel = io.spawn(self._run_channel(action.url))
+                self._close_channel()
+                self._opening = io.spawn(self._open_channel(action.url))
             case SendChannel():
-                io.spawn(self._send(action.message))
+                if self._channel is not None:
+                    self._channel.send_text(json.dumps(action.message))
             case CloseDmSession():
-                io.spawn(self.close_dm_session())
+                self._close_channel()
             case Reboot():
                 io.loop.call_soon(self.power_on)
+            case DownloadFile():
+                io.spawn(self._download(action))
             case InstallImage():
-                event = ImageInstalled(io.now(), action.version, False, "not supported yet")
+                # a virtual device's flash: writing the verified image to its slot cannot fail
+                event = ImageInstalled(io.now(), action.version, True)
                 io.loop.call_soon(self.feed, event)
 
     def _fire(self, name: str) -> None:
@@ -151,6 +171,19 @@ class VirtualDevice:
         self.feed(TimerFired(self.io.now(), name))
 
     # -- HTTP ------------------------------------------------------------------------------------
+
+    def _context(self, target: str, scheme: str, mtls: bool) -> ssl.SSLContext | None:
+        """The TLS context of a request: None for plain HTTP. Contexts without a client
+        certificate are shared by every device (one per CA); a mutual-TLS one is the device's."""
+        if scheme not in ("https", "wss"):
+            return None
+        if target != "dm":
+            return self.io.vendor_context
+        if not mtls:
+            return self.io.verify_context(self.dm_ca_file)
+        if self.ctx is None:
+            raise NoCertificate("no device certificate")
+        return self.ctx
 
     async def _request(self, request: HttpRequest) -> None:
         io = self.io
@@ -165,46 +198,66 @@ class VirtualDevice:
             # asked for before the switch went off, not yet sent: the switch wins
             self.feed(RequestFailed(io.now(), request.request_id, "DM connection switched off"))
             return
-        io.record(self.name, host, port, scheme, request.target, request.purpose)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        extensions: dict[str, Any] = {}
-        headers: dict[str, str] = {}
-        if request.target == "dm":
-            client = self._dm_client(request.mtls, parts)
-            url = request.url
-        else:
-            client = io.vendor if scheme == "https" else io.plain
-            url = f"{scheme}://{address}:{port}{path}"
-            headers["host"] = host
-            if scheme == "https":
-                extensions["sni_hostname"] = host
-        if client is None:
-            self.feed(RequestFailed(io.now(), request.request_id, "no device certificate"))
-            return
         try:
-            response = await client.request(
-                request.method, url, json=request.json, headers=headers, extensions=extensions
-            )
-        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-            self.stats[f"{request.purpose}:failed"] += 1
+            ctx = self._context(request.target, scheme, request.mtls)
+        except NoCertificate as exc:
+            self.feed(RequestFailed(io.now(), request.request_id, str(exc)))
+            return
+        io.record(self.name, host, port, scheme, request.target, request.purpose)
+        headers = [("authorization", f"Bearer {request.bearer}")] if request.bearer else []
+        try:
+            async with asyncio.timeout(io.timeout):
+                stream = await self._connect(address, port, ctx, host)
+                try:
+                    status, answer, body = await http_request(
+                        stream, request.method, parts.netloc, _target(parts), request.json, headers
+                    )
+                finally:
+                    stream.close()
+        except _FAILURES as exc:
+            self.stats[_stat(f"{request.purpose}:failed")] += 1
             self.feed(RequestFailed(io.now(), request.request_id, f"{type(exc).__name__}: {exc}"))
             return
-        self.stats[f"{request.purpose}:{response.status_code}"] += 1
-        self.feed(
-            HttpResponse(
-                io.now(), request.request_id, response.status_code, response_body(response)
-            )
-        )
+        self.stats[_stat(f"{request.purpose}:{status}")] += 1
+        self.feed(HttpResponse(io.now(), request.request_id, status, decode_body(answer, body)))
 
-    def _dm_client(self, mtls: bool, parts: Any) -> httpx.AsyncClient | None:
-        if not mtls:
-            base = f"{parts.scheme}://{parts.netloc}"
-            return self.io.shared_client(base, self.dm_ca_file)
-        if self.ctx is None:
-            return None
-        if self._http is None:
-            self._http = self.io.device_client(self.ctx)
-        return self._http
+    async def _connect(
+        self, address: str, port: int, ctx: ssl.SSLContext | None, host: str
+    ) -> Stream:
+        """A fresh connection. TLS sessions are not resumed: in CPython, reading and setting a
+        session serialises it and parses the peer certificate again, which costs about what the
+        resumed handshake saves (measured here), and a kept session costs memory per device."""
+        return await Stream.open(self.io.loop, address, port, ctx, host)
+
+    async def _download(self, action: DownloadFile) -> None:
+        """A file from the DM server over the device's own mutual-TLS session, as raw bytes."""
+        io = self.io
+        parts = urlsplit(action.url)
+        if self.ctx is None or not self.agent.dm_enabled:
+            self.feed(RequestFailed(io.now(), action.request_id, "no DM session"))
+            return
+        host = parts.hostname or ""
+        try:
+            address, port = io.resolver.resolve(host, parts.scheme, parts.port)
+        except UnknownHost as exc:
+            self.feed(RequestFailed(io.now(), action.request_id, str(exc)))
+            return
+        io.record(self.name, host, port, parts.scheme, "dm", action.purpose)
+        try:
+            async with asyncio.timeout(io.timeout):
+                stream = await self._connect(address, port, self.ctx, host)
+                try:
+                    status, _headers, body = await http_request(
+                        stream, "GET", parts.netloc, _target(parts), max_body=_MAX_DOWNLOAD
+                    )
+                finally:
+                    stream.close()
+        except _FAILURES as exc:
+            self.stats[_stat(f"{action.purpose}:failed")] += 1
+            self.feed(RequestFailed(io.now(), action.request_id, f"{type(exc).__name__}: {exc}"))
+            return
+        self.stats[_stat(f"{action.purpose}:{status}")] += 1
+        self.feed(DownloadDone(io.now(), action.request_id, status, body))
 
     # -- NTP -------------------------------------------------------------------------------------
 
@@ -221,69 +274,85 @@ class VirtualDevice:
         except (TimeoutError, OSError, ValueError) as exc:
             self.feed(RequestFailed(io.now(), query.request_id, f"{type(exc).__name__}: {exc}"))
             return
-        self.stats["ntp:ok"] += 1
+        self.stats[_stat("ntp:ok")] += 1
         self.feed(NtpReply(io.now(), query.request_id, server_time))
 
     # -- the command channel -----------------------------------------------------------------------
 
-    async def _run_channel(self, url: str) -> None:
+    async def _open_channel(self, url: str) -> None:
         io = self.io
         if not self.agent.dm_enabled:
             return
         parts = urlsplit(url)
+        host = parts.hostname or ""
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 443)
-        io.record(self.name, parts.hostname or "", port, parts.scheme, "dm", "commands")
-        code = 1006
         try:
-            async with connect(
-                url,
-                ssl=self.ctx,
-                compression=None,
-                ping_interval=None,
-                max_queue=4,
-                open_timeout=io.timeout,
-                close_timeout=2,
-            ) as ws:
-                self._ws = ws
-                self.feed(ChannelOpened(io.now()))
-                async for raw in ws:
-                    try:
-                        message = json.loads(raw)
-                    except ValueError:
-                        continue
-                    if isinstance(message, dict):
-                        self.stats["command"] += 1
-                        self.feed(ChannelMessage(io.now(), message))
-            code = ws.close_code or 1000
-        except InvalidStatus as exc:
-            code = 4003 if exc.response.status_code in (401, 403) else 1006
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else 1006
-        except (WebSocketException, OSError, TimeoutError, ssl.SSLError):
-            code = 1006
-        finally:
-            self._ws = None
-        self.stats[f"channel_closed:{code}"] += 1
-        self.feed(ChannelClosed(io.now(), code))
+            ctx = self._context("dm", parts.scheme, True)
+        except NoCertificate:
+            self._opening = None
+            self._channel_ended(1006)
+            return
+        io.record(self.name, host, port, parts.scheme, "dm", "commands")
+        try:
+            address, port = io.resolver.resolve(host, parts.scheme, port)
+            async with asyncio.timeout(io.timeout):
+                stream = await self._connect(address, port, ctx, host)
+                channel = Channel(stream, url, self._channel_message, self._channel_ended)
+                try:
+                    await channel.handshake()
+                except BaseException:
+                    stream.close()
+                    raise
+        except ChannelRefused as exc:
+            code = _REFUSED_CHANNEL_CODE if exc.status in (401, 403) else 1006
+            self._opening = None
+            self._channel_ended(code)
+            return
+        except (*_FAILURES, UnknownHost, ValueError):
+            self._opening = None
+            self._channel_ended(1006)
+            return
+        self._opening = None
+        self._channel = channel
+        self.feed(ChannelOpened(io.now()))
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        if self._ws is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await self._ws.send(json.dumps(message))
+    def _channel_message(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(message, dict):
+            self.stats[_stat("command")] += 1
+            self.feed(ChannelMessage(self.io.now(), message))
+
+    def _channel_ended(self, code: int) -> None:
+        self._channel = None
+        self.stats[_stat(f"channel_closed:{code}")] += 1
+        self.feed(ChannelClosed(self.io.now(), code))
+
+    def _close_channel(self) -> None:
+        """Close the command channel (or stop it opening) locally; no event goes back."""
+        opening, self._opening = self._opening, None
+        if opening is not None and not opening.done():
+            opening.cancel()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
 
     async def close_dm_session(self) -> None:
-        """Close the command channel and the pooled DM connections (no event goes back)."""
-        channel, self._channel = self._channel, None
-        if channel is not None and not channel.done():
-            channel.cancel()
+        """Close the command channel (no event goes back); reports hold no pooled connection."""
+        opening = self._opening
+        self._close_channel()
+        if opening is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await channel
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
+                await opening
 
     async def shutdown(self) -> None:
-        for handle in self.timers.values():
-            handle.cancel()
+        for timer in self.timers.values():
+            timer.cancel()
         self.timers.clear()
         await self.close_dm_session()
+
+
+def _target(parts: SplitResult) -> str:
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -172,7 +172,6 @@ class FleetRun:
         log: Log | None = None,
         progress: Progress | None = None,
         keep_connections: bool = True,
-        keepalive_s: float = 5.0,
         run_id: str | None = None,
     ) -> None:
         self.scenario = scenario
@@ -187,7 +186,6 @@ class FleetRun:
         self._log_out = log
         self.progress: Progress = progress or (lambda _d, _n, _t: None)
         self.recorder = Recorder(keep=keep_connections)
-        self.keepalive_s = keepalive_s
         self.fleets: dict[str, FleetState] = {}
         self.meetings: list[dict[str, Any]] = []
         self.toggles: list[dict[str, Any]] = []
@@ -195,6 +193,7 @@ class FleetRun:
         self.standins: Standins | None = None
         self.io: FleetIO | None = None
         self._meeting_tasks: set[asyncio.Task[None]] = set()
+        self._release_keys: dict[str, str | None] = {}
 
     # -- logging ----------------------------------------------------------------------------------
 
@@ -212,14 +211,28 @@ class FleetRun:
 
     async def start(self) -> None:
         self.standins = await Standins().start()
-        self.io = FleetIO(self.standins, self.recorder, self.log, keepalive_s=self.keepalive_s)
+        self.io = FleetIO(self.standins, self.recorder, self.log)
         for fleet in self.scenario.fleets:
             self.fleets[fleet.name] = self._make_fleet(fleet)
+
+    def release_key(self, dm_url: str, dm_ca: Path) -> str | None:
+        """The region's firmware release public key, built into every device made for it (the
+        factory's step); None when the region publishes none (then every image is refused)."""
+        if dm_url not in self._release_keys:
+            try:
+                with httpx.Client(verify=client_context(dm_ca), timeout=10) as http:
+                    response = http.get(f"{dm_url}/v1/firmware/release-key")
+                key = response.json()["public_key_pem"] if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, KeyError):
+                key = None
+            self._release_keys[dm_url] = key
+        return self._release_keys[dm_url]
 
     def _make_fleet(self, fleet: Fleet) -> FleetState:
         assert self.io is not None
         info = self.stack["services"]["dm"][fleet.dm_region]
         dm_url, dm_ca = info["url"], Path(info["ca_file"])
+        release_key = self.release_key(dm_url, dm_ca)
         timing = self.scenario.timing
         specs = plan_fleet(fleet, self.identity_rng)
         keys_dir = self.work_dir / "keys" / fleet.name
@@ -249,6 +262,7 @@ class FleetRun:
                     None,
                     f"{fleet.name}-lan",
                 ),
+                release_key_pem=release_key,
             )
             agent = DeviceAgent(identity, config)
             devices.append(VirtualDevice(self.io, agent, keys, dm_ca, fleet.name))

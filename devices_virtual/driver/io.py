@@ -1,9 +1,12 @@
-"""What every virtual device of one driver process shares: the loop clock, the stand-ins and their
-resolver table, the connection recorder, and the HTTP clients that need no device certificate."""
+"""What every virtual device of one driver process shares: the loop clock, one timer heap, the
+stand-ins and their resolver table, the connection recorder, the TLS contexts that hold no device
+certificate (one per CA), and the httpx clients of the meeting clients."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import resource
 import ssl
 import time
 from collections.abc import Callable, Coroutine
@@ -33,6 +36,86 @@ class _SntpClient(asyncio.DatagramProtocol):
             self.answer.set_exception(exc)
 
 
+class Timer:
+    """One entry of the `TimerHeap`; `cancel()` leaves it in the heap, inert."""
+
+    __slots__ = ("arg", "callback", "seq", "when")
+
+    def __init__(self, when: float, seq: int, callback: Callable[[str], None], arg: str) -> None:
+        self.when = when
+        self.seq = seq
+        self.callback: Callable[[str], None] | None = callback
+        self.arg = arg
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+    def cancel(self) -> None:
+        self.callback = None
+
+
+class TimerHeap:
+    """Every device timer of a driver process on one heap behind a single loop timer.
+
+    A device has a few timers (heartbeat, telemetry, NTP) that fire every 30 s to an hour; one heap
+    entry costs less than a loop timer handle each, and the loop keeps one timer, not thousands.
+    Timers due at the same moment fire in the order they were started.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[Timer] = []
+        self._seq = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = float("inf")
+
+    def __len__(self) -> int:
+        return sum(t.callback is not None for t in self._heap)
+
+    def call_at(self, when: float, callback: Callable[[str], None], arg: str) -> Timer:
+        """Call `callback(arg)` at loop time `when`."""
+        self._seq += 1
+        timer = Timer(when, self._seq, callback, arg)
+        heapq.heappush(self._heap, timer)
+        if when < self._armed:
+            self._arm(when)
+        return timer
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed = when
+        self._handle = self._loop.call_at(when, self._run)
+
+    def _run(self) -> None:
+        self._handle, self._armed = None, float("inf")
+        heap = self._heap
+        due = self._loop.time() + 0.001  # the loop's timers have millisecond resolution
+        while heap and heap[0].when <= due:
+            timer = heapq.heappop(heap)
+            callback, timer.callback = timer.callback, None
+            if callback is None:
+                continue
+            try:
+                callback(timer.arg)
+            except Exception as exc:  # one device's failure must not stop the others' timers
+                self._loop.call_exception_handler(
+                    {"message": "device timer callback failed", "exception": exc}
+                )
+        while heap and heap[0].callback is None:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0].when)
+
+    def cancel_all(self) -> None:
+        for timer in self._heap:
+            timer.callback = None
+        self._heap.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle, self._armed = None, float("inf")
+
+
 class FleetIO:
     def __init__(
         self,
@@ -40,7 +123,6 @@ class FleetIO:
         recorder: Recorder,
         log: Log | None = None,
         timeout: float = 20.0,
-        keepalive_s: float = 5.0,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.t0 = self.loop.time()
@@ -49,10 +131,9 @@ class FleetIO:
         self.recorder = recorder
         self.log: Log = log or (lambda _record: None)
         self.timeout = timeout
-        self.keepalive_s = keepalive_s
-        self.plain = httpx.AsyncClient(timeout=timeout)
         assert standins.client_ssl is not None
-        self.vendor = httpx.AsyncClient(verify=standins.client_ssl, timeout=timeout)
+        self.vendor_context: ssl.SSLContext = standins.client_ssl
+        self.timers = TimerHeap(self.loop)
         self._verify: dict[str, ssl.SSLContext] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -82,18 +163,13 @@ class FleetIO:
         return self._verify[key]
 
     def shared_client(self, base_url: str, ca_file: Path | str) -> httpx.AsyncClient:
-        """A client without a device certificate: enrollment, registration, user logins."""
+        """An httpx client without a client certificate, for the meeting clients' logins and
+        registrations (a handful per fleet; devices use `wire` instead)."""
         if base_url not in self._clients:
             self._clients[base_url] = httpx.AsyncClient(
                 verify=self.verify_context(ca_file), timeout=self.timeout
             )
         return self._clients[base_url]
-
-    def device_client(self, ctx: ssl.SSLContext) -> httpx.AsyncClient:
-        """A device's own mutual-TLS client. Idle connections close after `keepalive_s`, so a
-        device between heartbeats holds no HTTP connection, only its command channel."""
-        limits = httpx.Limits(max_connections=2, keepalive_expiry=self.keepalive_s)
-        return httpx.AsyncClient(verify=ctx, timeout=self.timeout, limits=limits)
 
     async def sntp_query(self, address: str, port: int, timeout: float = 2.0) -> float:
         answer: asyncio.Future[bytes] = self.loop.create_future()
@@ -111,17 +187,29 @@ class FleetIO:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for client in [self.plain, self.vendor, *self._clients.values()]:
+        self.timers.cancel_all()
+        for client in self._clients.values():
             await client.aclose()
 
 
 def tune_for_many_connections() -> None:
     """asyncio's TLS transport keeps a 256 KiB receive buffer per connection; a TLS record is at
-    most 16 KiB, so 32 KiB is plenty and an idle device costs far less memory. (uvloop has its
-    own TLS transport; this changes nothing there.)"""
+    most 16 KiB, so 32 KiB is plenty (it matters to the meeting clients, which use transports;
+    devices use bare sockets). uvloop has its own TLS transport; this changes nothing there."""
     import asyncio.sslproto
 
     asyncio.sslproto.SSLProtocol.max_size = 32 * 1024
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise the soft limit of open files towards `wanted` (at most the hard limit): every idle
+    device holds one socket. Returns the soft limit now in force; children inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 def run_loop(main: Coroutine[Any, Any, Any]) -> Any:

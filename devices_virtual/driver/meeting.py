@@ -20,7 +20,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from devices_virtual.agent.actions import CancelTimer, HttpRequest, StartTimer
-from devices_virtual.driver.device import response_body
 from devices_virtual.driver.io import FleetIO
 from devices_virtual.driver.keys import DeviceKeys
 from devices_virtual.meeting_client import (
@@ -39,6 +38,15 @@ from devices_virtual.meeting_client import (
     StoreRoomCredential,
     TimerDue,
 )
+
+
+def response_body(response: httpx.Response) -> Any:
+    if response.headers.get("content-type", "").startswith("application/json"):
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+    return response.text
 
 
 class VirtualMeetingClient:

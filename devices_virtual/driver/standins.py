@@ -85,7 +85,8 @@ class Standins:
             writer.close()
 
     async def start(self) -> Standins:
-        http = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        # a fleet powering up opens a burst of check connections: keep a deep accept queue
+        http = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096)
         ca = RegionCA.create("standins")
         self.ca_file.write_bytes(ca.cert_pem)
         cert, key = ca.issue_server_cert(list(VENDOR_LINKS.values()))
@@ -93,7 +94,7 @@ class Standins:
         cert_file.write_bytes(cert)
         key_file.write_bytes(key)
         https = await asyncio.start_server(
-            self._handle, "127.0.0.1", 0, ssl=server_context(cert_file, key_file)
+            self._handle, "127.0.0.1", 0, ssl=server_context(cert_file, key_file), backlog=1024
         )
         self.client_ssl = client_context(self.ca_file)
         self._servers = [http, https]

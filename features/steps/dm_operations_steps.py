@@ -12,6 +12,7 @@ import websockets
 from pytest_bdd import given, parsers, then, when
 
 from features.steps.dm_steps import _admin, _device
+from roomtrust.comply.checks import common, dm_operations
 from roomtrust.testing import region_endpoint
 from services.dm.client import DeviceCredential
 
@@ -57,8 +58,7 @@ def _alert_listed(
     ctx: dict[str, Any], device: DeviceCredential, severity: str, component: str
 ) -> None:
     mine = [a for a in ctx["admin"].alerts("active") if a["device_id"] == device.device_id]
-    assert mine, "no active alert found for the device"
-    assert (mine[0]["severity"], mine[0]["component"]) == (severity, component)
+    dm_operations.active_alert(mine, severity, component)
     ctx["alert"] = mine[0]
 
 
@@ -66,15 +66,16 @@ def _alert_listed(
 def _ack_clear(ctx: dict[str, Any]) -> None:
     alert_id = ctx["alert"]["alert_id"]
     http = ctx["admin"].http
-    assert http.post(f"/v1/alerts/{alert_id}/acknowledge").json()["state"] == "acknowledged"
-    assert http.post(f"/v1/alerts/{alert_id}/clear").json()["state"] == "cleared"
+    acknowledged = http.post(f"/v1/alerts/{alert_id}/acknowledge").json().get("state")
+    cleared = http.post(f"/v1/alerts/{alert_id}/clear").json().get("state")
+    dm_operations.acknowledged_then_cleared(acknowledged, cleared)
 
 
 @then("the operation log records both steps")
 def _logged(ctx: dict[str, Any]) -> None:
     target = str(ctx["alert"]["alert_id"])
     actions = {e["action"] for e in ctx["admin"].oplog() if e["target"] == target}
-    assert actions == {"alert.acknowledged", "alert.cleared"}
+    dm_operations.oplog_records(actions, {"alert.acknowledged", "alert.cleared"})
 
 
 @given(
@@ -110,31 +111,33 @@ def _push(ctx: dict[str, Any], key: str, value: int) -> None:
 @then("every device at the site receives the profile and acknowledges its version")
 def _received(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
     url, ca = region_endpoint(stack, "dm", ctx["region"])
-    assert sorted(ctx["pushed"]["device_ids"]) == sorted(d.device_id for d in ctx["here"])
 
     async def run() -> list[list[dict[str, Any]]]:
         return await asyncio.gather(*(_collect(d, url, ca, 1.5, True) for d in ctx["here"]))
 
     results = asyncio.run(run())
-    assert results and all(len(r) == 1 for r in results)
-    assert {r[0]["payload"]["version"] for r in results} == {ctx["version"]}
+    received = {str(d.device_id): r for d, r in zip(ctx["here"], results, strict=True)}
+    dm_operations.profile_delivered(
+        [str(i) for i in ctx["pushed"]["device_ids"]], list(received), received, ctx["version"]
+    )
 
 
 @then("the device at the other site receives nothing")
 def _nothing(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
     url, ca = region_endpoint(stack, "dm", ctx["region"])
-    assert ctx["there"], "no device at the other site to check"
-    for device in ctx["there"]:
-        assert asyncio.run(_collect(device, url, ca, 1.0, False)) == []
+    received = {
+        str(device.device_id): asyncio.run(_collect(device, url, ca, 1.0, False))
+        for device in ctx["there"]
+    }
+    dm_operations.nothing_delivered(received)
 
 
 @then("no device of the site drifts from the profile")
 def _no_drift(ctx: dict[str, Any]) -> None:
     ids = {d.device_id for d in ctx["here"]}
     drift = ctx["admin"].http.get("/v1/config/drift").json()
-    assert not [row for row in drift if row["device_id"] in ids]
-    applied = {d["device_id"] for d in ctx["admin"].devices() if d["device_id"] in ids}
-    assert applied == ids
+    listed = {d["device_id"] for d in ctx["admin"].devices() if d["device_id"] in ids}
+    dm_operations.no_drift(drift, ids, listed)
 
 
 @when(parsers.parse('the administrator creates a profile with the key "{key}"'))
@@ -179,13 +182,14 @@ def _upload(ctx: dict[str, Any], device: DeviceCredential) -> None:
 @then("the administrator can download the bundle")
 def _download(ctx: dict[str, Any]) -> None:
     bundle = json.loads(ctx["admin"].fetch_diagnostics(ctx["bundle_id"]))
-    assert set(bundle) == {"device_id", "mac", "ip_address", "logs", "collected_at"}
+    dm_operations.diagnosis_fields_only(bundle)
 
 
 @then("an administrator of another enterprise cannot")
 def _other_cannot(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
     other = _admin(stack, ctx["region"])
     try:
-        assert other.http.get(f"/v1/diagnostics/{ctx['bundle_id']}").status_code == 404
+        status = other.http.get(f"/v1/diagnostics/{ctx['bundle_id']}").status_code
+        common.status_is(status, 404, "another enterprise fetching the bundle")
     finally:
         other.close()

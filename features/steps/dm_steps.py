@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 
+from roomtrust.comply.checks import common, dm
 from roomtrust.testing import region_endpoint, region_engine, table_counts
-from services.common.passwords import is_password_hash
 from services.dm.client import DeviceCredential, DmAdmin, DmError
 from services.dm.domain.catalogue import MANAGED_MODELS
 
@@ -36,6 +36,14 @@ def _admin(stack: dict[str, Any], region: str) -> DmAdmin:
     admin.register("QA Corp", email, PASSWORD)
     admin.login(email, PASSWORD)
     return admin
+
+
+def _body(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 @pytest.fixture
@@ -79,17 +87,19 @@ def _enroll_all(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
 @then("every managed model has an enrolled device")
 def _all_models_enrolled(ctx: dict[str, Any]) -> None:
     enrolled = {d["model"] for d in ctx["admin"].devices() if d["enrolled"]}
-    assert enrolled, "no enrolled device found to check"
-    assert enrolled == set(MANAGED_MODELS)
+    dm.every_model_enrolled(enrolled, MANAGED_MODELS)
 
 
 @then(
     parsers.parse('deploying a model outside the catalogue is refused naming the field "{field}"')
 )
 def _unknown_model(ctx: dict[str, Any], field: str) -> None:
-    with pytest.raises(DmError) as caught:
-        ctx["admin"].deploy(_mac(), "SN0", "MeetingPhone Z1", ctx["site"])
-    assert caught.value.status == 422 and caught.value.body["field"] == field
+    try:
+        device_id = ctx["admin"].deploy(_mac(), "SN0", "MeetingPhone Z1", ctx["site"])
+    except DmError as refused:
+        common.answer_names_field(refused.status, refused.body, 422, field)
+    else:
+        pytest.fail(f"the region deployed a model outside the catalogue as {device_id}")
 
 
 @given("a device that no administrator deployed", target_fixture="device")
@@ -103,7 +113,7 @@ def _ask_enroll(
 ) -> None:
     url, ca = region_endpoint(stack, "dm", region)
     ctx["response"] = device.enroll(url, ca)
-    assert not device.cert_file.exists()
+    dm.no_certificate_issued(device.cert_file.exists(), "a device nobody deployed")
 
 
 @when(parsers.parse('telemetry is sent to region "{region}" without a client certificate'))
@@ -116,13 +126,12 @@ def _anonymous_telemetry(stack: dict[str, Any], ctx: dict[str, Any], region: str
 @then(parsers.parse("the answer is {status:d} with a reason"))
 def _status_with_reason(ctx: dict[str, Any], status: int) -> None:
     response = ctx["response"]
-    assert response.status_code == status
-    assert response.json().get("reason")
+    common.status_with_reason(response.status_code, _body(response), status)
 
 
 @then(parsers.parse('no table of region "{region}" gained a row'))
 def _no_rows(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
-    assert table_counts(region_engine(stack, "dm", region)) == ctx["counts"]
+    dm.no_table_gained_a_row(ctx["counts"], table_counts(region_engine(stack, "dm", region)))
 
 
 @given("a deployed and enrolled device", target_fixture="device")
@@ -150,7 +159,7 @@ def _undeploy(ctx: dict[str, Any], device: DeviceCredential) -> None:
 @then("the device's next heartbeat on the same connection is refused with 403")
 def _refused(ctx: dict[str, Any]) -> None:
     response = ctx["http"].post("/v1/device/heartbeat", json={})
-    assert response.status_code == 403, response.text
+    common.status_is(response.status_code, 403, "the un-deployed device's next heartbeat")
 
 
 @given(parsers.parse('a device enrolled in DM region "{region}"'), target_fixture="device")
@@ -168,12 +177,13 @@ def _enrolled_elsewhere(stack: dict[str, Any], tmp_path: Path, region: str) -> D
 @then(parsers.parse('region "{region}" refuses the device\'s certificate at the handshake'))
 def _foreign_refused(stack: dict[str, Any], device: DeviceCredential, region: str) -> None:
     url, ca = region_endpoint(stack, "dm", region)
+    answered: int | None = None
     try:
         with device.client(url, ca) as http:
-            response = http.post("/v1/device/heartbeat", json={})
+            answered = http.post("/v1/device/heartbeat", json={}).status_code
     except (ssl.SSLError, httpx.TransportError):
-        return
-    pytest.fail(f"region {region} answered a foreign certificate with {response.status_code}")
+        answered = None
+    dm.refused_at_handshake(answered, region)
 
 
 @when(parsers.parse('the device sends telemetry with the field "{field}"'))
@@ -185,8 +195,8 @@ def _send_field(ctx: dict[str, Any], field: str) -> None:
 
 @then(parsers.parse('the answer is 422 naming the field "{field}"'))
 def _named(ctx: dict[str, Any], field: str) -> None:
-    assert ctx["response"].status_code == 422
-    assert ctx["response"].json()["field"] == field
+    response = ctx["response"]
+    common.answer_names_field(response.status_code, _body(response), 422, field)
 
 
 @when(
@@ -202,14 +212,12 @@ def _send_good(ctx: dict[str, Any], version: str, kind: str) -> None:
 
 @then("the answer is 200")
 def _ok(ctx: dict[str, Any]) -> None:
-    assert ctx["response"].status_code == 200, ctx["response"].text
+    common.status_is(ctx["response"].status_code, 200, f"the telemetry ({ctx['response'].text})")
 
 
 @then(parsers.parse('the device list shows firmware version "{version}"'))
 def _listed_version(ctx: dict[str, Any], device: DeviceCredential, version: str) -> None:
-    mine = [d for d in ctx["admin"].devices() if d["device_id"] == device.device_id]
-    assert mine, "device not in the list"
-    assert mine[0]["firmware_version"] == version
+    dm.listed_with_firmware(ctx["admin"].devices(), str(device.device_id), version)
 
 
 @given("two administrators registered with the same password")
@@ -223,26 +231,26 @@ def _hashes(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
     engine = region_engine(stack, "dm", ctx["region"])
     with engine.connect() as conn:
         hashes = conn.execute(sa.text("SELECT password_hash FROM administrators")).scalars().all()
-    assert len(hashes) >= 2, "fewer than two administrators to check"
-    assert all(is_password_hash(h) for h in hashes)
+    common.password_hashes(hashes, minimum=2)
     ctx["hashes"] = hashes
 
 
 @then("the two hashes differ")
 def _salted(ctx: dict[str, Any]) -> None:
-    assert len(set(ctx["hashes"])) == len(ctx["hashes"])
+    common.hashes_differ(ctx["hashes"])
 
 
 @then(parsers.parse('the password text appears nowhere in the store of region "{region}"'))
 def _no_plaintext(stack: dict[str, Any], region: str) -> None:
     engine = region_engine(stack, "dm", region)
-    found = 0
+    places: list[tuple[str, str | bytes]] = []
     with engine.connect() as conn:
         for table in sa.inspect(engine).get_table_names():
             for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
-                found += 1
-                assert PASSWORD not in " ".join(str(v) for v in row), table
-    assert found, "the store holds no rows to search"
+                places.append((f"table {table}", " ".join(str(v) for v in row)))
+    if not places:
+        common.secret_nowhere(PASSWORD, [])  # fails: the store holds no rows to search
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         for path in Path(engine.url.database).parent.glob("store.sqlite3*"):
-            assert PASSWORD.encode() not in path.read_bytes(), path
+            places.append((str(path), path.read_bytes()))
+    common.secret_nowhere(PASSWORD, places)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -11,14 +12,24 @@ from rich.table import Table
 from infra.local import stack as local_stack
 
 HOME_OPTION = typer.Option(Path(".roomtrust"), "--home", envvar="ROOMTRUST_HOME")
+RELAYS_OPTION = typer.Option(
+    2, "--relays", min=1, help="media relays per meeting region (2 or more fail over at once)"
+)
 console = Console()
+RELAY_COLUMNS = ("received", "accepted", "forwarded")
 
 
-def up(home: Path = HOME_OPTION) -> None:
-    """Start every service region on 127.0.0.1 with TLS (or reuse the running stack)."""
-    stack = local_stack.start(home)
+def up(home: Path = HOME_OPTION, relays: int = RELAYS_OPTION) -> None:
+    """Start every service region, media relays and PSTN gateways on 127.0.0.1 with TLS (or reuse
+    the running stack)."""
+    stack = local_stack.start(home, relays=relays, pstn=True)
     for ep in local_stack.endpoints(stack):
         console.print(f"{ep.service:8} {ep.region:5} {ep.url}  (pid {ep.pid})")
+    for region, relays_of in stack.get("relays", {}).items():
+        for name, info in relays_of.items():
+            console.print(
+                f"relay    {region:5} {name} udp/{info['media_port']}  (pid {info['pid']})"
+            )
     console.print(f"stack file: {local_stack.stack_file(home.resolve())}")
 
 
@@ -28,10 +39,24 @@ def down(home: Path = HOME_OPTION) -> None:
     console.print(f"stopped {count} process(es)")
 
 
+def relay_rows(home: Path, stack: dict[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
+    """(region, relay, counters) of every live relay of the stack's meeting regions."""
+    if "meeting" not in stack["services"]:
+        return []
+    from services.meeting.relay.client import read_counters
+
+    rows = []
+    for region in stack["services"]["meeting"]:
+        for name, counters in sorted(read_counters(home, region).items()):
+            rows.append((region, name, counters))
+    return rows
+
+
 def status(home: Path = HOME_OPTION) -> None:
-    """Show each region's health."""
+    """Show each region's health and each media relay's counters."""
+    home = home.resolve()
     try:
-        stack = local_stack.read_stack(home.resolve())
+        stack = local_stack.read_stack(home)
     except local_stack.StackError as exc:
         console.print(str(exc))
         raise typer.Exit(1) from exc
@@ -49,6 +74,17 @@ def status(home: Path = HOME_OPTION) -> None:
             ("ok " if result["ok"] else "DOWN ") + detail,
         )
     console.print(table)
+    rows = relay_rows(home, stack)
+    if rows:
+        relays = Table("region", "relay", *RELAY_COLUMNS, "dropped")
+        for region, name, counters in rows:
+            dropped = ", ".join(
+                f"{k.removeprefix('dropped_')}={v}"
+                for k, v in counters.items()
+                if k.startswith("dropped_") and v
+            )
+            relays.add_row(region, name, *(str(counters[c]) for c in RELAY_COLUMNS), dropped or "0")
+        console.print(relays)
     if failed:
         raise typer.Exit(1)
 

@@ -194,9 +194,10 @@ def start(
             entry = _await_ready(launch, deadline)
             stack["services"].setdefault(launch.service, {})[launch.region] = entry
         if "meeting" in stack["services"]:
-            stack["relays"] = start_relays(home, relay_counts(relays), deadline)
+            # relays and gateways start once their region is up; they get their own deadline
+            stack["relays"] = start_relays(home, relay_counts(relays))
             gateways = list(MEETING_REGIONS) if pstn is True else list(pstn or ())
-            stack["pstn"] = {region: launch_pstn(home, region, deadline) for region in gateways}
+            stack["pstn"] = {region: launch_pstn(home, region) for region in gateways}
     except Exception:
         for launch in launches:
             if launch.proc.poll() is None:
@@ -249,15 +250,21 @@ def start_relays(
         for index in range(count)
     ]
     found: dict[str, dict[str, Any]] = {}
-    for launch in launches:
-        _await_file(launch, deadline)
-        info = json.loads(launch.ready.read_text())
-        found.setdefault(launch.region, {})[info["name"]] = {
-            "pid": launch.proc.pid,
-            "control_url": info["control_url"],
-            "media_port": info["media_port"],
-            "log": str(launch.log),
-        }
+    try:
+        for launch in launches:
+            _await_file(launch, deadline)
+            info = json.loads(launch.ready.read_text())
+            found.setdefault(launch.region, {})[info["name"]] = {
+                "pid": launch.proc.pid,
+                "control_url": info["control_url"],
+                "media_port": info["media_port"],
+                "log": str(launch.log),
+            }
+    except Exception:
+        for launch in launches:  # ready or not, none of them outlives a failed start
+            if launch.proc.poll() is None:
+                terminate(launch.proc.pid)
+        raise
     return found
 
 

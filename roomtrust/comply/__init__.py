@@ -5,5 +5,7 @@ with evidence for each (PASS, FAIL, UNCHECKED or NOT APPLICABLE).
 - `selection`: which scenarios a target runs, from their tags;
 - `plugin`, `fixtures`: the pytest side (evidence folders, the target, a loopback capture);
 - `tlsprobe`, `capture`, `controls`: the TLS probe, the scapy wire audit, their control servers;
+- `checks`: the checks behind the Then steps, as functions of their evidence;
+- `fixture_regions`: deliberately weak DM and meeting regions, the negative-control targets;
 - `catalogue`, `verdicts`, `runner`, `cli`: from feature files and results to the report.
 """

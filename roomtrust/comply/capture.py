@@ -63,6 +63,9 @@ def _flow(pkt: Packet) -> Flow | None:
     return None
 
 
+DRAIN_ATTEMPTS = 300  # 0.1 s each
+
+
 class WireCapture:
     """Capture TCP and UDP on an interface, optionally only packets touching `ports`."""
 
@@ -101,14 +104,23 @@ class WireCapture:
         return self
 
     def stop(self) -> list[Packet]:
-        """Stop sniffing (idempotent) and return what was captured."""
-        if self._sniffer is not None:
+        """Stop sniffing (idempotent) and return what was captured. When the sniffer cannot catch
+        up with the loopback backlog the capture is incomplete and this raises; the sniffer thread
+        is stopped either way, so a failed capture never slows what runs after it."""
+        if self._sniffer is None:
+            return self.packets
+        try:
             if self.iface == "lo":
                 self._drain()
+        except RuntimeError:
             sniffer, self._sniffer = self._sniffer, None
-            result = sniffer.stop()
+            sniffer.stop(join=False)
             self._socket.close()
-            self.packets = list(result) if result is not None else []
+            raise
+        sniffer, self._sniffer = self._sniffer, None
+        result = sniffer.stop()
+        self._socket.close()
+        self.packets = list(result) if result is not None else []
         return self.packets
 
     def _drain(self) -> None:
@@ -117,11 +129,14 @@ class WireCapture:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
             sink.bind(("127.0.0.1", 0))
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-                for _ in range(50):
+                # a loaded machine can leave the sniffer seconds behind the loopback backlog
+                for _ in range(DRAIN_ATTEMPTS):
                     sender.sendto(self._sentinel, sink.getsockname())
                     if self._drained.wait(0.1):
                         return
-        raise RuntimeError(f"the capture on {self.iface} did not drain")
+        raise RuntimeError(
+            f"the capture on {self.iface} did not drain in {DRAIN_ATTEMPTS / 10:.0f} s"
+        )
 
     def __enter__(self) -> WireCapture:
         return self.start()

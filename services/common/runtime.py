@@ -98,7 +98,12 @@ def run_region(
     args = parser.parse_args(argv)
     runtime = open_region(service, args.region, args.home.resolve(), migrations)
     cert_file, key_file = server_files(runtime)
-    ctx = server_context(cert_file, key_file, client_ca_file=runtime.ca_file)
+    ctx = server_context(
+        cert_file,
+        key_file,
+        client_ca_file=runtime.ca_file,
+        minimum=runtime.settings.tls_min_version,
+    )
     app = build_app(runtime)
     sock = bind_socket(runtime.settings.host, args.port)
     ready = runtime.directory / "ready.json"

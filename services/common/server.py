@@ -39,6 +39,8 @@ def make_server(app: Any, ctx: ssl.SSLContext, log_level: str = "warning") -> uv
         lifespan="on",
         backlog=2048,
         timeout_keep_alive=30,
+        # idle keep-alive and WebSocket connections would otherwise hold a shutdown for ~10 s
+        timeout_graceful_shutdown=2,
     )
     return uvicorn.Server(config)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL URL; unset means one SQLite file per service region"
     )
     host: str = "127.0.0.1"
+    tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
+        default="TLSv1.2", description="lowest TLS version the region's servers accept"
+    )
     offline_alert_minutes: int = 10
     retention_days: int = 180
     retention_interval_seconds: float = 3600.0

@@ -13,20 +13,29 @@ from pathlib import Path
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS:!SHA1"
 
 
-def _harden(ctx: ssl.SSLContext) -> ssl.SSLContext:
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+MINIMUM_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _harden(ctx: ssl.SSLContext, minimum: str = "TLSv1.2") -> ssl.SSLContext:
+    if minimum not in MINIMUM_VERSIONS:
+        raise ValueError(f"minimum TLS version {minimum!r}: only TLSv1.2 or TLSv1.3")
+    ctx.minimum_version = MINIMUM_VERSIONS[minimum]
     ctx.set_ciphers(TLS12_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     return ctx
 
 
 def server_context(
-    cert_file: Path, key_file: Path, client_ca_file: Path | None = None
+    cert_file: Path,
+    key_file: Path,
+    client_ca_file: Path | None = None,
+    minimum: str = "TLSv1.2",
 ) -> ssl.SSLContext:
     """A server context; with `client_ca_file` it asks for (but does not require) a client
     certificate signed by that CA, so one port serves both mTLS device calls and token-authenticated
-    admin calls. Routes that need a device identity check for the certificate themselves."""
-    ctx = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    admin calls. Routes that need a device identity check for the certificate themselves.
+    `minimum` (ROOMTRUST_TLS_MIN_VERSION) can raise the floor to TLS 1.3, never lower it."""
+    ctx = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), minimum)
     ctx.load_cert_chain(cert_file, key_file)
     if client_ca_file is not None:
         ctx.load_verify_locations(cafile=str(client_ca_file))

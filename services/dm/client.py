@@ -118,8 +118,48 @@ class DmAdmin:
             raise DmError(response)
         return response.content
 
-    def oplog(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = checked(self.http.get("/v1/oplog"))
+    def oplog(self, limit: int = 200) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = checked(self.http.get("/v1/oplog", params={"limit": limit}))
+        return result
+
+    # -- firmware and rollouts ---------------------------------------------------------------------
+
+    def release_key(self) -> str:
+        """The region's release public key (PEM), as devices carry it built in."""
+        pem: str = checked(self.http.get("/v1/firmware/release-key"))["public_key_pem"]
+        return pem
+
+    def upload_image(self, model: str, version: str, image: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = checked(
+            self.http.post(
+                "/v1/firmware/images",
+                params={"model": model, "version": version},
+                content=image,
+                headers={"content-type": "application/octet-stream"},
+            )
+        )
+        return result
+
+    def images(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = checked(self.http.get("/v1/firmware/images"))
+        return result
+
+    def create_rollout(self, image_id: str, **plan: Any) -> dict[str, Any]:
+        body = {"image_id": image_id, **plan}
+        result: dict[str, Any] = checked(self.http.post("/v1/rollouts", json=body))
+        return result
+
+    def rollouts(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = checked(self.http.get("/v1/rollouts"))
+        return result
+
+    def rollout(self, rollout_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = checked(self.http.get(f"/v1/rollouts/{rollout_id}"))
+        return result
+
+    def control_rollout(self, rollout_id: str, op: str) -> dict[str, Any]:
+        """`op`: start, pause, resume, abort or rollback."""
+        result: dict[str, Any] = checked(self.http.post(f"/v1/rollouts/{rollout_id}/{op}"))
         return result
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices_virtual.agent import (
     Action,
@@ -18,11 +20,15 @@ from devices_virtual.agent import (
     DeviceAgent,
     DeviceIdentity,
     DmToggled,
+    DownloadDone,
+    DownloadFile,
     FaultCleared,
     FaultInjected,
     ForgetCredential,
     HttpRequest,
     HttpResponse,
+    ImageInstalled,
+    InstallImage,
     NetworkChanged,
     NetworkInfo,
     NtpQuery,
@@ -31,15 +37,19 @@ from devices_virtual.agent import (
     Phase,
     PowerOn,
     ProxyTestToggled,
+    Reboot,
     RequestFailed,
+    SendChannel,
     StartTimer,
     StoreCredential,
     TimerFired,
     UserOpenedLink,
 )
 from devices_virtual.agent.domains import BOOT_HOSTS, NTP_SERVERS
+from devices_virtual.agent.firmware import image_self_test, virtual_image
 from devices_virtual.agent.telemetry import DM09_FIELDS
 from devices_virtual.models import get_model
+from services.common import firmware
 from services.dm.domain.fields import validate_telemetry
 
 DM = "https://127.0.0.1:4431"
@@ -393,3 +403,259 @@ def test_commands_reach_the_hooks_which_do_nothing_yet() -> None:
         "command_id": "c1",
         "result": {"applied": True},
     }
+
+
+# -- firmware (MT-05): download, decrypt, verify, A/B install, health check, rollback ----------------
+# Keys, signing and encryption are computation, not I/O: the tests make real packages in memory.
+
+FW_MODEL = "MeetingBar A20"
+FW_OLD = get_model(FW_MODEL).firmware_version  # 264.410.0.5
+FW_NEW = "264.411.0.0"
+RELEASE_KEY = firmware.generate_release_key()
+RELEASE_PEM = firmware.public_key_pem(RELEASE_KEY).decode()
+
+
+def fw_agent(**config: Any) -> DeviceAgent:
+    agent = make_agent(FW_MODEL, release_key_pem=RELEASE_PEM, **config)
+    online(agent)
+    agent.handle(ChannelOpened(101.0))
+    return agent
+
+
+def package(
+    version: str = FW_NEW,
+    *,
+    model: str = FW_MODEL,
+    self_test: str = "pass",
+    key: Ed25519PrivateKey = RELEASE_KEY,
+) -> bytes:
+    image = virtual_image(model, version, self_test=self_test)
+    return firmware.pack(firmware.sign_image(key, model=model, version=version, image=image))
+
+
+def install_command(command_id: int = 7, download_id: str = "dl1") -> tuple[ChannelMessage, bytes]:
+    key = firmware.new_download_key()
+    payload = {
+        "op": "install",
+        "rollout_id": "r1",
+        "image_id": "img1",
+        "model": FW_MODEL,
+        "version": FW_NEW,
+        "download": f"/v1/device/firmware/{download_id}",
+        "key": base64.b64encode(key).decode(),
+    }
+    message = {"type": "command", "command_id": command_id, "kind": "firmware", "payload": payload}
+    return ChannelMessage(200.0, message), key
+
+
+def download(agent: DeviceAgent, blob: bytes, *, command_id: int = 7) -> list[Action]:
+    """Deliver a firmware command and answer its download with `blob` encrypted as the service
+    does; returns the agent's actions after the download."""
+    command, key = install_command(command_id)
+    (fetch,) = agent.handle(command)
+    assert isinstance(fetch, DownloadFile)
+    assert fetch.url == f"{DM}/v1/device/firmware/dl1" and fetch.target == "dm"
+    data = firmware.encrypt_download(blob, key, context=b"dl1")
+    return agent.handle(DownloadDone(201.0, fetch.request_id, 200, data))
+
+
+def reboot_and_boot(agent: DeviceAgent, actions: list[Action], now: float) -> list[Action]:
+    """Carry out a Reboot the agent asked for; returns what it does when its boot timer fires."""
+    assert Reboot() in actions
+    boot = agent.handle(PowerOn(now))
+    return agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+
+
+def acks(actions: list[Action]) -> list[dict[str, Any]]:
+    return [a.message for a in actions if isinstance(a, SendChannel) and a.message["type"] == "ack"]
+
+
+def redeliver(agent: DeviceAgent, command_id: int = 7) -> list[Action]:
+    """The service sends every unacknowledged command again when the device reconnects."""
+    command, _key = install_command(command_id)
+    return agent.handle(command)
+
+
+def test_a_signed_image_is_installed_to_the_other_slot_and_reported_after_the_reboot() -> None:
+    agent = fw_agent()
+    installed = download(agent, package())
+    progress = [a.message for a in installed if isinstance(a, SendChannel)]
+    assert progress == [{"type": "progress", "command_id": 7, "stage": "downloaded"}]
+    (install,) = [a for a in installed if isinstance(a, InstallImage)]
+    assert install == InstallImage("b", FW_NEW, len(virtual_image(FW_MODEL, FW_NEW)))
+    assert agent.firmware_version == FW_OLD  # not before the reboot
+    rebooting = agent.handle(ImageInstalled(202.0, FW_NEW, True))
+    assert CloseDmSession() in rebooting and rebooting[-1] == Reboot()
+    booted = reboot_and_boot(agent, rebooting, 203.0)
+    assert agent.firmware_version == FW_NEW
+    assert agent.firmware.slots == [FW_OLD, FW_NEW] and agent.firmware.active == 1
+    assert len(requests(booted, "connectivity")) == 2  # the health check passed: boot goes on
+    session = online_again(agent, booted, 210.0)
+    heartbeat = next(r for r in requests(session) if r.purpose == "heartbeat")
+    assert heartbeat.json is not None and heartbeat.json["firmware_version"] == FW_NEW
+    assert acks(redeliver(agent)) == [
+        {"type": "ack", "command_id": 7, "result": {"ok": True, "version": FW_NEW}}
+    ]
+
+
+def online_again(agent: DeviceAgent, checks: list[Action], now: float) -> list[Action]:
+    ntp = answer_checks(agent, checks, now)
+    (query,) = [a for a in ntp if isinstance(a, NtpQuery)]
+    return agent.handle(NtpReply(now + 0.1, query.request_id, 1_700_000_000.0))
+
+
+def tampered_signature(blob: bytes) -> bytes:
+    signed = firmware.unpack(blob)
+    bad = bytes([signed.signature[0] ^ 1]) + signed.signature[1:]
+    return firmware.pack(firmware.SignedImage(signed.manifest, bad, signed.image))
+
+
+@pytest.mark.parametrize(
+    ("blob", "reason"),
+    [
+        (tampered_signature(package()), firmware.BAD_SIGNATURE),
+        (package(key=firmware.generate_release_key()), firmware.BAD_SIGNATURE),
+        (package(model="MeetingBar A30"), firmware.WRONG_MODEL),
+        (package("264.400.0.0"), firmware.DOWNGRADE),
+        (b"not a package", firmware.MALFORMED),
+    ],
+    ids=["tampered", "foreign-key", "wrong-model", "downgrade", "garbage"],
+)
+def test_a_refused_image_is_reported_with_its_reason_and_never_installed(
+    blob: bytes, reason: str
+) -> None:
+    agent = fw_agent()
+    actions = download(agent, blob)
+    assert not [a for a in actions if isinstance(a, InstallImage | Reboot)]
+    (ack,) = acks(actions)
+    assert ack["command_id"] == 7
+    assert ack["result"]["ok"] is False and ack["result"]["reason"] == reason
+    assert ack["result"]["version"] == FW_OLD
+    (health,) = [r for r in requests(actions) if r.purpose == "health"]
+    assert health.json is not None
+    assert health.json["component"] == "firmware_update" and health.json["state"] == "fault"
+    assert health.json["detail"].startswith(reason)
+    assert agent.firmware_version == FW_OLD and agent.firmware.slots == [FW_OLD, None]
+    # delivered again: the same answer, and the fault is not reported twice
+    again = redeliver(agent)
+    assert acks(again) == [ack] and not requests(again)
+
+
+def test_a_download_under_the_wrong_key_is_refused_as_undecryptable() -> None:
+    agent = fw_agent()
+    command, _key = install_command()
+    (fetch,) = agent.handle(command)
+    assert isinstance(fetch, DownloadFile)
+    data = firmware.encrypt_download(package(), firmware.new_download_key(), context=b"dl1")
+    (ack,) = acks(agent.handle(DownloadDone(201.0, fetch.request_id, 200, data)))
+    assert ack["result"]["reason"] == firmware.DECRYPT_FAILED
+
+
+def test_a_device_without_a_built_in_release_key_installs_nothing() -> None:
+    agent = make_agent(FW_MODEL)
+    online(agent)
+    agent.handle(ChannelOpened(101.0))
+    (ack,) = acks(download(agent, package()))
+    assert ack["result"]["reason"] == "no-release-key"
+
+
+def test_a_failed_download_is_reported() -> None:
+    agent = fw_agent()
+    command, _key = install_command()
+    (fetch,) = agent.handle(command)
+    assert isinstance(fetch, DownloadFile)
+    (ack,) = acks(agent.handle(RequestFailed(201.0, fetch.request_id, "TimeoutError")))
+    assert ack["result"] == {
+        "ok": False,
+        "reason": "download-failed",
+        "detail": "TimeoutError",
+        "version": FW_OLD,
+    }
+
+
+@pytest.mark.parametrize(
+    ("self_test", "fault"), [("fail", None), ("pass", "camera")], ids=["self-test", "camera"]
+)
+def test_a_new_version_that_fails_its_health_check_after_boot_rolls_back_by_itself(
+    self_test: str, fault: str | None
+) -> None:
+    agent = fw_agent()
+    download(agent, package(self_test=self_test))
+    rebooting = agent.handle(ImageInstalled(202.0, FW_NEW, True))
+    if fault:
+        agent.handle(FaultInjected(202.5, fault, "lens cracked"))
+    boot = agent.handle(PowerOn(203.0))
+    assert agent.firmware_version == FW_NEW  # booted the new slot, on trial
+    back = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    assert back == [Reboot()]  # straight back, before any network traffic
+    assert Reboot() in rebooting
+    checks = reboot_and_boot(agent, back, 300.0)
+    assert agent.firmware_version == FW_OLD and agent.firmware.active == 0
+    assert agent.firmware.slots == [FW_OLD, FW_NEW]
+    online_again(agent, checks, 310.0)
+    (ack,) = acks(redeliver(agent))
+    result = ack["result"]
+    assert result["ok"] is False and result["reason"] == "health-check-failed"
+    assert result["rolled_back"] is True
+    assert result["version"] == FW_OLD and result["failed_version"] == FW_NEW
+    assert ("camera" if fault else "self-test") in result["detail"]
+
+
+def test_an_administrators_rollback_boots_the_previous_slot() -> None:
+    agent = fw_agent()
+    download(agent, package())
+    booted = reboot_and_boot(agent, agent.handle(ImageInstalled(202.0, FW_NEW, True)), 203.0)
+    online_again(agent, booted, 204.0)
+    back = {"op": "rollback", "rollout_id": "r1", "version": FW_OLD}
+    message = {"type": "command", "command_id": 8, "kind": "firmware", "payload": back}
+    rebooting = agent.handle(ChannelMessage(300.0, message))
+    reboot_and_boot(agent, rebooting, 301.0)
+    assert agent.firmware_version == FW_OLD and agent.firmware.active == 0
+    (ack,) = acks(agent.handle(ChannelMessage(310.0, message)))
+    assert ack["result"] == {"ok": True, "version": FW_OLD, "rolled_back": True}
+    missing = {**message, "command_id": 9, "payload": {**back, "version": "1.0"}}
+    (refused,) = acks(agent.handle(ChannelMessage(311.0, missing)))
+    assert refused["result"]["reason"] == "no-slot"
+
+
+def test_a_command_delivered_again_mid_update_is_not_started_twice() -> None:
+    agent = fw_agent()
+    command, _key = install_command()
+    (fetch,) = agent.handle(command)
+    assert isinstance(fetch, DownloadFile)
+    assert agent.handle(command) == []  # the download is still on its way
+    other = {**command.message, "command_id": 99}
+    (busy,) = acks(agent.handle(ChannelMessage(200.5, other)))
+    assert busy["result"]["reason"] == "busy"
+    # a network change drops the download: the command delivered again starts it anew
+    agent.handle(NetworkChanged(201.0, NetworkInfo("wifi", "192.0.2.20", None, "lan-2")))
+    (again,) = agent.handle(command)
+    assert isinstance(again, DownloadFile) and again.request_id != fetch.request_id
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        {"op": "format-disk"},
+        {"op": "install", "download": "/v1/device/firmware/x"},
+        {"op": "install", "download": "/v1/device/firmware/x", "key": "not base64!"},
+        {"op": "install", "key": base64.b64encode(bytes(32)).decode()},
+    ],
+    ids=["no-payload", "unknown-op", "no-key", "bad-key", "no-download"],
+)
+def test_a_malformed_firmware_command_is_refused(payload: Any) -> None:
+    agent = fw_agent()
+    message = {"type": "command", "command_id": 5, "kind": "firmware", "payload": payload}
+    actions = agent.handle(ChannelMessage(200.0, message))
+    assert not [a for a in actions if isinstance(a, DownloadFile)]
+    (ack,) = acks(actions)
+    assert ack["result"]["reason"] == "bad-command"
+
+
+def test_virtual_images_describe_their_self_test() -> None:
+    assert image_self_test(virtual_image(FW_MODEL, FW_NEW)) == (True, "")
+    assert image_self_test(virtual_image(FW_MODEL, FW_NEW, self_test="fail"))[0] is False
+    assert image_self_test(b"\x7fELF real firmware") == (True, "")
+    with pytest.raises(ValueError):
+        virtual_image(FW_MODEL, FW_NEW, self_test="maybe")

@@ -4,14 +4,22 @@ MT-12), against a live region process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import secrets
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import websockets
+from scapy.layers.inet import TCP
 
-from roomtrust.testing import region_endpoint
+from roomtrust.comply.capture import WireCapture, can_capture
+from roomtrust.testing import database_url, region_endpoint
 from services.dm.client import DeviceCredential, DmAdmin
 
 
@@ -83,11 +91,11 @@ def test_site_push_reaches_that_site_only_and_versions_are_acknowledged(
             "version": "quiet@1",
             "values": {"audio.volume": 30, "display.brightness": 70},
         }
-    versions = {d["device_id"]: d for d in dm_admin.devices()}
+    listed = {d["device_id"]: d for d in dm_admin.devices()}
     assert dm_admin.http.get("/v1/config/drift").json() == []
-    assert elsewhere.device_id is not None
-    drift_free = [versions[d.device_id] for d in here if d.device_id]
-    assert len(drift_free) == 3
+    # every device of the site acknowledged exactly the pushed version; the other one has none
+    assert [listed[d.device_id]["configuration_version"] for d in here] == ["quiet@1"] * 3
+    assert listed[elsewhere.device_id]["configuration_version"] is None
 
     async def nothing_for_elsewhere() -> None:
         async with websockets.connect(ws_url(url), ssl=elsewhere.ssl_context(ca)) as ws:
@@ -186,3 +194,84 @@ def test_revoked_device_loses_its_command_channel(
                 pass
 
     asyncio.run(scenario())
+
+
+def dm_process_outbound(pid: int, service_port: int, allowed_ports: set[int]) -> list[str]:
+    """TCP connections the DM process holds that it opened itself: any socket whose local port is
+    not the service port and whose remote port is not an allowed one (the database)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                local_port, remote_port = (
+                    int(local.split(":")[1], 16),
+                    int(remote.split(":")[1], 16),
+                )
+                if inode not in inodes or state == "0A":  # 0A: listening
+                    continue
+                if local_port != service_port and remote_port not in allowed_ports:
+                    found.append(f"{local} -> {remote} (state {state})")
+    return found
+
+
+@pytest.mark.skipif(not can_capture(), reason="capturing on lo needs root")
+def test_a_device_offline_during_the_push_gets_it_on_reconnect_and_nothing_dials_in(
+    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+) -> None:
+    """MT-12, DM-13: the push waits for the device's own outbound connection; the wire shows
+    only connections opened towards the service, and the service holds none it opened."""
+    url, ca = region_endpoint(live_stack, "dm", "us")
+    port = int(urlsplit(url).port or 443)
+    pid = int(live_stack["services"]["dm"]["us"]["pid"])
+    database = {5432} if database_url() else set()
+    tag = f"offline-{secrets.token_hex(3)}"
+    device = make_device("MeetingBar A20")
+    dm_admin.deploy(device.mac, device.serial_number, device.model, dm_admin.site_id, tags=[tag])  # type: ignore[attr-defined]
+    assert device.enroll(url, ca).status_code == 201
+
+    async def online_then_gone() -> None:
+        async with websockets.connect(ws_url(url), ssl=device.ssl_context(ca)):
+            await asyncio.sleep(0.3)
+
+    asyncio.run(online_then_gone())  # it was online, and now it is not
+    audits: list[list[str]] = []
+    with WireCapture(ports={port}) as capture:
+        profile = dm_admin.create_profile(f"night-{tag}", {"audio.volume": 20}, {"tag": tag})
+        pushed = dm_admin.push_profile(profile["profile_id"])
+        assert pushed["device_ids"] == [device.device_id]
+        assert pushed["delivered_now"] == 0  # offline: nothing can reach it
+        audits.append(dm_process_outbound(pid, port, database))
+        time.sleep(1.0)  # the service holds the command; it has no way to the device
+        drift = dm_admin.http.get("/v1/config/drift").json()
+        assert [r["wanted"] for r in drift if r["device_id"] == device.device_id] == [
+            f"night-{tag}@1"
+        ]
+        audits.append(dm_process_outbound(pid, port, database))
+        reconnected_at = time.time()
+        messages = asyncio.run(receive_commands(device, url, ca, 1))
+        audits.append(dm_process_outbound(pid, port, database))
+    assert [m["payload"]["version"] for m in messages] == [f"night-{tag}@1"]
+    listed = {d["device_id"]: d for d in dm_admin.devices()}
+    assert listed[device.device_id]["configuration_version"] == f"night-{tag}@1"
+    assert not any(
+        r["device_id"] == device.device_id for r in dm_admin.http.get("/v1/config/drift").json()
+    )
+    # the wire: every TCP connection that touched the service was opened towards it
+    opened = capture.connections()
+    assert opened, "the capture saw no connection: it proves nothing"
+    assert all(flow.dport == port for flow in opened), [str(f) for f in opened]
+    syns = [
+        p
+        for p in capture.packets
+        if TCP in p and p[TCP].flags.S and not p[TCP].flags.A and p.time >= reconnected_at
+    ]
+    assert syns and all(p[TCP].dport == port for p in syns)  # the device dialled out again
+    assert audits == [[], [], []]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import random
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -467,3 +469,164 @@ def test_a_bad_amount_names_the_field(kwargs: dict[str, float], field: str) -> N
     with pytest.raises(Invalid) as refused:
         Amount(**kwargs)  # type: ignore[arg-type]
     assert refused.value.field == field
+
+
+# -- health gating -------------------------------------------------------------------------------
+
+
+def test_an_alert_after_updating_keeps_the_next_wave_from_starting() -> None:
+    """Health-gated waves: a device that raises an alert within the alert window after updating is
+    a failure, so its wave misses its success condition and the next wave does not start. (With
+    the alert handler switched off, wave 2 would start here.)"""
+    planner = RolloutPlanner(plan(error_threshold=Amount(count=3)))
+    planner.handle(Start(T0, tuple(device(n) for n in range(5))))
+    succeed(planner, ["d000", "d001"], T0)
+    planner.handle(AlertRaised(T0 + 5 * MINUTE, "d001", "microphone fault"))
+    actions = planner.handle(Tick(T0 + 11 * MINUTE))
+    assert started(actions) == []
+    assert of_type(actions, WaveStarted) == []
+    assert of_type(actions, RolloutPaused) == [
+        RolloutPaused("wave 1 cannot reach its success condition")
+    ]
+    assert [w.failed for w in planner.progress()] == [1, 0]
+    assert planner.progress()[1].waiting == 3
+
+
+def test_an_alert_raised_before_the_update_does_not_count() -> None:
+    planner = RolloutPlanner(plan())
+    planner.handle(Start(T0, tuple(device(n) for n in range(4))))
+    succeed(planner, ["d000"], T0 + 2 * MINUTE)
+    planner.handle(AlertRaised(T0 + MINUTE, "d000", "offline before the reboot"))
+    assert planner.device_status("d000") == "updated"
+    assert planner.state == "running"
+
+
+# -- work per event ------------------------------------------------------------------------------
+
+
+def test_a_tick_costs_one_window_check_per_time_zone_not_one_per_waiting_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = 0
+    is_open = MaintenanceWindow.is_open
+
+    def counted(window: MaintenanceWindow, local: dt.datetime) -> bool:
+        nonlocal calls
+        calls += 1
+        return is_open(window, local)
+
+    monkeypatch.setattr(MaintenanceWindow, "is_open", counted)
+    window = MaintenanceWindow(dt.time(2), dt.time(4))
+    planner = RolloutPlanner(plan(waves=(Amount(percent=100),), windows=(window,)))
+    zones = ("Europe/Berlin", "America/New_York", "Asia/Tokyo")
+    fleet = tuple(device(n, tz=zones[n % 3]) for n in range(3000))
+    planner.handle(Start(T0, fleet))  # noon UTC: every window is closed
+    calls = 0
+    assert started(planner.handle(Tick(T0 + MINUTE))) == []
+    assert calls == len(zones)
+
+
+def test_a_device_report_does_not_rescan_the_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a download cap, a finished download starts exactly one waiting device, and the
+    planner looks at no device it does not start."""
+    planner = RolloutPlanner(plan(waves=(Amount(percent=100),), download_cap=10))
+    first = planner.handle(Start(T0, tuple(device(n) for n in range(5000))))
+    assert len(started(first)) == 10
+    seen: list[str] = []
+    original = RolloutPlanner._set
+
+    def spy(self: RolloutPlanner, target: Any, status: Any) -> None:
+        seen.append(target.info.device_id)
+        original(self, target, status)
+
+    monkeypatch.setattr(RolloutPlanner, "_set", spy)
+    actions = planner.handle(DownloadFinished(T0 + MINUTE, "d000"))
+    assert started(actions) == ["d010"]
+    assert seen == ["d000", "d010"]
+
+
+# -- consistency -----------------------------------------------------------------------------------
+
+
+def test_progress_counts_always_match_the_device_states() -> None:
+    """Random reports, alerts, joins, controls and time: the per-wave counters kept for speed
+    always agree with the states of the devices themselves."""
+    for seed in range(20):
+        rng = random.Random(seed)
+        zones = ("UTC", "Europe/Berlin", "Asia/Tokyo")
+        p = plan(
+            waves=(Amount(count=5), Amount(percent=40), Amount(percent=100)),
+            success_percent=rng.choice((50.0, 80.0, 100.0)),
+            error_threshold=Amount(percent=rng.choice((20.0, 50.0, 100.0))),
+            download_cap=rng.choice((None, 3, 7)),
+            update_timeout=rng.choice((None, 30 * MINUTE)),
+            windows=rng.choice(((), (MaintenanceWindow(dt.time(0), dt.time(23)),))),
+        )
+        planner = RolloutPlanner(p)
+        fleet = [
+            device(n, tz=rng.choice(zones), region=rng.choice(("us", "eu"))) for n in range(40)
+        ]
+        now = T0
+        planner.handle(Start(now, tuple(fleet[:30])))
+        for step in range(300):
+            now += dt.timedelta(seconds=rng.randrange(1, 400))
+            target = f"d{rng.randrange(40):03}"
+            event = rng.choice(
+                (
+                    DownloadStarted(now, target),
+                    DownloadFinished(now, target),
+                    UpdateSucceeded(now, target),
+                    UpdateSucceeded(now, target),
+                    UpdateFailed(now, target, "install-failed"),
+                    AlertRaised(now, target),
+                    DeviceJoined(now, fleet[rng.randrange(30, 40)]),
+                    Tick(now),
+                    Tick(now),
+                    Pause(now),
+                    Resume(now),
+                    Abort(now) if step > 250 else Tick(now),
+                )
+            )
+            with contextlib.suppress(Conflict):  # a control that does not fit the state
+                planner.handle(event)
+            for wave in planner.progress():
+                ids = planner._waves[wave.wave - 1].device_ids
+                states = [planner.device_status(i) for i in ids]
+                assert wave.size == len(ids)
+                assert wave.waiting == states.count("waiting")
+                assert wave.updated == states.count("updated")
+                assert wave.failed == states.count("failed")
+                assert wave.cancelled == states.count("cancelled")
+                assert wave.in_progress == sum(
+                    s in ("sent", "downloading", "installing") for s in states
+                )
+            for region in ("us", "eu"):
+                holding = [
+                    d for d in planner._devices.values() if d.holds_slot and d.info.region == region
+                ]
+                assert planner.downloads_running(region) == len(holding)
+                assert p.download_cap is None or len(holding) <= p.download_cap
+
+
+# -- late joiners and controls ---------------------------------------------------------------------
+
+
+def test_a_device_deployed_while_paused_joins_and_is_updated_after_resume() -> None:
+    planner = RolloutPlanner(plan(waves=(Amount(percent=100),)))
+    planner.handle(Start(T0, (device(1),)))
+    planner.handle(Pause(T0))
+    joined = planner.handle(DeviceJoined(T0 + MINUTE, device(2)))
+    assert started(joined) == [] and planner.device_status("d002") == "waiting"
+    assert started(planner.handle(Resume(T0 + 2 * MINUTE))) == ["d002"]
+
+
+def test_after_abort_late_joiners_and_reports_change_nothing() -> None:
+    planner = RolloutPlanner(plan())
+    planner.handle(Start(T0, tuple(device(n) for n in range(4))))
+    planner.handle(Abort(T0))
+    assert planner.handle(DeviceJoined(T0, device(9))) == []
+    assert planner.device_status("d009") is None
+    planner.handle(UpdateSucceeded(T0 + MINUTE, "d000"))  # an update already running finishes
+    assert planner.device_status("d000") == "updated"
+    assert started(planner.handle(Tick(T0 + 60 * MINUTE))) == []
+    assert planner.state == "aborted"

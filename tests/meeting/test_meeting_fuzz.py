@@ -3,6 +3,7 @@ anonymous or as a logged-in administrator. Runs the app in-process, a bounded nu
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from services.common.runtime import RegionRuntime
 from services.meeting.api.app import build_app
 
-MAX_EXAMPLES = 12
+# `make fuzz` raises this for a longer run; the default keeps `make test` quick
+MAX_EXAMPLES = int(os.environ.get("ROOMTRUST_FUZZ_EXAMPLES", "12"))
 STATUSES: dict[int, int] = {}
 
 

@@ -1,4 +1,5 @@
-"""A real relay process for the relay tests, its control API, and UDP participants that talk to it."""
+"""A real relay process for the relay tests, its control API, and UDP participants that talk to it;
+and the shared live meeting stack whose region sa has two relays and a PSTN gateway."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ import pytest
 
 from media_core.sources import AudioSource
 from media_core.srtp import Direction, KeyMaterial, SrtpError, SrtpProfile, SrtpSession
+from roomtrust.testing import region_endpoint
 from services.common.tls import client_context
-from services.meeting.relay.files import control_token, ready_file
+from services.meeting import testing as shared_stack
+from services.meeting.relay.files import control_token, ready_file, running_relays
 
 REGION = "na"
 
@@ -219,3 +222,56 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 def wait_for() -> Callable[..., bool]:
     """Poll a condition (the relay works asynchronously) until it holds or the time is up."""
     return _wait_for
+
+
+# -- the live meeting stack with relays (region sa), shared with tests/meeting and features ------
+
+
+@pytest.fixture(scope="session")
+def media_stack(
+    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
+) -> Iterator[dict[str, Any]]:
+    stack = shared_stack.acquire(tmp_path_factory.mktemp("meeting-stack"), schema_prefix)
+    try:
+        yield stack
+    finally:
+        shared_stack.release()
+
+
+@dataclass
+class MediaRegion:
+    """The media region of the shared stack: its home, its signaling URL and CA."""
+
+    home: Path
+    region: str
+    url: str
+    ca_file: Path
+
+    def relays(self) -> dict[str, dict[str, Any]]:
+        return {str(r["name"]): r for r in running_relays(self.home, self.region)}
+
+
+@pytest.fixture
+def media_region(media_stack: dict[str, Any]) -> Iterator[MediaRegion]:
+    region = shared_stack.MEDIA_REGION
+    url, ca = region_endpoint(media_stack, "meeting", region)
+    home = Path(media_stack["home"])
+    assert wait_for_relays(home, region, 2), "the media region has no relays"
+    yield MediaRegion(home, region, url, ca)
+
+
+def wait_for_relays(home: Path, region: str, count: int, timeout: float = 60.0) -> bool:
+    """Until `count` relays of the region answer their health check (replacements included)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        healthy = 0
+        for ready in running_relays(home, region):
+            try:
+                with httpx.Client(verify=client_context(ready["ca_file"]), timeout=2) as client:
+                    healthy += client.get(f"{ready['control_url']}/v1/health").status_code == 200
+            except httpx.HTTPError:
+                continue
+        if healthy >= count:
+            return True
+        time.sleep(0.2)
+    return False

@@ -2,6 +2,11 @@
 
 Device writes (heartbeat, telemetry, health) go through the group committer: the answer is sent
 only after the reading is committed, so a 200 means the reading survives a crash.
+
+Firmware: images are signed with the region's release key (`<region home>/release/`, apart from the
+CA in `<region home>/ca/`) and kept in the region's object store. Rollouts run in the
+`RolloutEngine`; a background task gives it the time every `ROLLOUT_TICK_SECONDS`, and every
+command it queues goes out at once over the devices' own command channels.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,6 +29,7 @@ from services.common.asgi_tls import peer_cert_pem
 from services.common.blobstore import DirectoryBlobStore
 from services.common.db import transaction
 from services.common.errors import DomainError, Invalid
+from services.common.firmware import load_or_create_release_key, public_key_pem
 from services.common.group_commit import GroupCommitter
 from services.common.runtime import RegionRuntime
 from services.dm.api.command_hub import CommandHub
@@ -43,13 +49,16 @@ from services.dm.domain import (
     diagnostics,
     enrollment,
     fleet,
+    images,
     reporting,
 )
+from services.dm.domain.rollouts import RolloutEngine
 from services.dm.store.models import Device, OperationLogEntry
 
 T = TypeVar("T")
 log = logging.getLogger("roomtrust.dm")
 HEARTBEAT_SECONDS = 30
+ROLLOUT_TICK_SECONDS = 1.0
 
 
 def build_app(runtime: RegionRuntime) -> FastAPI:
@@ -57,6 +66,9 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
     committer: GroupCommitter | None = None
     hub = CommandHub()
     diagnostic_blobs = DirectoryBlobStore(runtime.directory / "objects" / "diagnostics")
+    firmware_blobs = DirectoryBlobStore(runtime.directory / "objects" / "firmware")
+    release_key = load_or_create_release_key(runtime.directory / "release")
+    engine = RolloutEngine(runtime.sessions, runtime.region)
 
     async def purge_periodically() -> None:
         while True:
@@ -79,6 +91,14 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
             except Exception:
                 log.exception("alert evaluation failed")
 
+    async def tick_rollouts_periodically() -> None:
+        while True:
+            await asyncio.sleep(ROLLOUT_TICK_SECONDS)
+            try:
+                await in_engine(partial(engine.tick, now=runtime.clock.now()))
+            except Exception:
+                log.exception("rollout tick failed")
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         nonlocal committer
@@ -86,6 +106,7 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
         tasks = [
             asyncio.create_task(evaluate_alerts_periodically()),
             asyncio.create_task(purge_periodically()),
+            asyncio.create_task(tick_rollouts_periodically()),
         ]
         yield
         for task in tasks:
@@ -96,7 +117,10 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
         title=f"roomtrust DM service ({runtime.region})",
         version="1",
         lifespan=lifespan,
-        description="Device management: enrollment, device sessions, telemetry, health alerts.",
+        description=(
+            "Device management: enrollment, device sessions, telemetry, health alerts, bulk "
+            "configuration, remote diagnosis, signed firmware and staged rollouts."
+        ),
     )
     install_error_handlers(app)
 
@@ -124,6 +148,40 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
             return fn(session, reporting.authenticate_device(session, cert))
 
         return await committer.run(job)
+
+    async def as_admin_in_engine(
+        request: Request, fn: Callable[[Session, accounts.AdminIdentity], T]
+    ) -> T:
+        """Like `as_admin`, inside the rollout engine; then deliver the commands it queued."""
+        token = bearer_token(request)
+        now = runtime.clock.now()
+
+        def job(session: Session) -> T:
+            return fn(session, accounts.authenticate(session, token, now))
+
+        return await in_engine(job)
+
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def background(work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` without waiting for it; a failure is logged."""
+
+        def done(task: asyncio.Task[Any]) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("background work failed", exc_info=task.exception())
+
+        task = asyncio.ensure_future(work)
+        tasks.add(task)
+        task.add_done_callback(done)
+
+    async def in_engine(fn: Callable[[Session], T]) -> T:
+        """Run rollout-engine work on the group committer's writer thread (many device reports
+        share one commit); once committed, deliver the commands it queued."""
+        assert committer is not None
+        result, notify = await committer.run(engine.job(fn))
+        await deliver(notify)
+        return result
 
     async def json_object(request: Request) -> dict[str, Any]:
         try:
@@ -249,12 +307,26 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
     # -- bulk configuration and remote diagnosis --------------------------------------------------
 
     async def deliver(device_ids: list[str]) -> int:
-        """Send pending commands to those of the devices that are connected now."""
-        sent = 0
-        for device_id in device_ids:
-            if hub.connected(device_id):
-                sent += await push_pending(device_id)
-        return sent
+        """Send pending commands to those of the devices that are connected now (one read and one
+        write for the whole batch); returns to how many devices something was sent."""
+        online = [d for d in dict.fromkeys(device_ids) if hub.connected(d)]
+        if not online:
+            return 0
+        pending = await in_tx(
+            lambda s: {
+                device_id: [commands.as_message(c) for c in rows]
+                for device_id, rows in commands.pending_for(s, online).items()
+            }
+        )
+        results = await asyncio.gather(*(hub.send(d, pending[d]) for d in online))
+        sent = [
+            m["command_id"] for d, ok in zip(online, results, strict=True) if ok for m in pending[d]
+        ]
+        if sent:
+            now = runtime.clock.now()
+            assert committer is not None
+            await committer.run(lambda s: commands.mark_delivered(s, sent, now))
+        return sum(results)
 
     async def push_pending(device_id: str) -> int:
         pending = await in_tx(
@@ -263,7 +335,8 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
         if await hub.send(device_id, pending):
             now = runtime.clock.now()
             ids = [m["command_id"] for m in pending]
-            await in_tx(lambda s: commands.mark_delivered(s, ids, now))
+            assert committer is not None
+            await committer.run(lambda s: commands.mark_delivered(s, ids, now))
             return 1
         return 0
 
@@ -375,6 +448,75 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
             ],
         )
 
+    # -- firmware catalogue and rollouts ----------------------------------------------------------
+
+    @app.get("/v1/firmware/release-key")
+    async def release_public_key() -> dict[str, str]:
+        """The public half of the region's release key: what a device model carries built in."""
+        return {"algorithm": "Ed25519", "public_key_pem": public_key_pem(release_key).decode()}
+
+    @app.post("/v1/firmware/images", status_code=201)
+    async def upload_image(
+        request: Request, model: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > images.MAX_IMAGE_BYTES:
+            raise Invalid(f"an image is at most {images.MAX_IMAGE_BYTES} bytes", field="image")
+        data = await request.body()
+        now = runtime.clock.now()
+        return await as_admin(
+            request,
+            lambda s, admin: images.image_dict(
+                images.upload_image(
+                    s,
+                    admin,
+                    model=model,
+                    version=version,
+                    image=data,
+                    release_key=release_key,
+                    blobs=firmware_blobs,
+                    now=now,
+                )
+            ),
+        )
+
+    @app.get("/v1/firmware/images")
+    async def list_images(request: Request) -> list[dict[str, Any]]:
+        return await as_admin(
+            request, lambda s, admin: [images.image_dict(i) for i in images.list_images(s, admin)]
+        )
+
+    @app.post("/v1/rollouts", status_code=201)
+    async def create_rollout(request: Request) -> dict[str, Any]:
+        body = await json_object(request)
+        now = runtime.clock.now()
+        return await as_admin_in_engine(
+            request, lambda s, admin: engine.status_of(s, engine.create(s, admin, body, now))
+        )
+
+    @app.get("/v1/rollouts")
+    async def list_rollouts(request: Request) -> list[dict[str, Any]]:
+        return await as_admin_in_engine(request, engine.list_rollouts)
+
+    @app.get("/v1/rollouts/{rollout_id}")
+    async def rollout_status(rollout_id: str, request: Request) -> dict[str, Any]:
+        return await as_admin_in_engine(
+            request, lambda s, admin: engine.status(s, admin, rollout_id)
+        )
+
+    @app.post("/v1/rollouts/{rollout_id}/{op}")
+    async def control_rollout(rollout_id: str, op: str, request: Request) -> dict[str, Any]:
+        now = runtime.clock.now()
+
+        def job(s: Session, admin: accounts.AdminIdentity) -> dict[str, Any]:
+            if op == "start":
+                row = engine.start(s, admin, rollout_id, now)
+            else:
+                row = engine.control(s, admin, rollout_id, op, now)
+            return engine.status_of(s, row)
+
+        return await as_admin_in_engine(request, job)
+
     # -- devices ------------------------------------------------------------------------------------
 
     @app.post("/v1/enroll", status_code=201)
@@ -421,6 +563,28 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
         )
         return {"bundle_id": bundle.id}
 
+    @app.get("/v1/device/firmware/{download_id}")
+    async def download_firmware(download_id: str, request: Request) -> Response:
+        """A device's own download (mTLS): the signed package, encrypted under the download's
+        key, which reached the device in its firmware command over the command channel."""
+        cert = client_certificate(request)
+        now = runtime.clock.now()
+
+        def read(s: Session) -> tuple[str, str, bytes]:
+            device = reporting.authenticate_device(s, cert)
+            _download, blob_key, key = images.open_download(s, device, download_id)
+            return device.id, blob_key, key
+
+        device_id, blob_key, key = await in_tx(read)
+        data = await run_in_threadpool(
+            lambda: images.encrypt_package(firmware_blobs.get(blob_key), key, download_id)
+        )
+        started = partial(
+            engine.download_started, device_id=device_id, download_id=download_id, now=now
+        )
+        background(in_engine(started))  # recorded without holding up the answer
+        return Response(data, media_type="application/octet-stream")
+
     @app.websocket("/v1/device/commands")
     async def command_channel(socket: WebSocket) -> None:
         cert = peer_cert_pem(socket.scope)
@@ -440,8 +604,9 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
             while True:
                 message = await socket.receive_json()
                 now = runtime.clock.now()
+                job = partial(handle_device_message, cert=cert, message=message, now=now)
                 try:
-                    await in_tx(partial(handle_device_message, cert=cert, message=message, now=now))
+                    await in_engine(job)
                 except DomainError as exc:
                     await socket.send_json({"type": "error", **exc.as_dict()})
                     if exc.status in (401, 403):
@@ -456,9 +621,20 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
         s: Session, *, cert: str | None, message: Any, now: dt.datetime
     ) -> None:
         device = reporting.authenticate_device(s, cert)  # revocation checked on every message
-        if not isinstance(message, dict) or message.get("type") != "ack":
-            raise Invalid("expected {type: ack, command_id, result}", field="type")
-        commands.acknowledge(s, device, message.get("command_id"), message.get("result"), now)
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind not in ("ack", "progress"):
+            raise Invalid("expected {type: ack|progress, command_id, ...}", field="type")
+        command = commands.own_command(s, device, message.get("command_id"))
+        if kind == "progress":
+            if command.kind != "firmware":
+                raise Invalid("progress is reported on firmware commands only", field="type")
+            engine.device_progress(s, device, command, message.get("stage"), now)
+        else:
+            first = command.acked_at is None
+            result = message.get("result")
+            if command.kind == "firmware" and first and isinstance(result, dict):
+                engine.device_result(s, device, command, result, now)
+            commands.acknowledge(s, device, command.id, result, now)
         device.last_seen = now
 
     @app.get("/v1/device/ping")

@@ -40,6 +40,29 @@ def pending(session: Session, device_id: str) -> list[DeviceCommand]:
     )
 
 
+def pending_for(session: Session, device_ids: list[str]) -> dict[str, list[DeviceCommand]]:
+    """The pending commands of several devices at once, each list in queue order."""
+    found: dict[str, list[DeviceCommand]] = {device_id: [] for device_id in device_ids}
+    if device_ids:
+        for command in session.scalars(
+            select(DeviceCommand)
+            .where(DeviceCommand.device_id.in_(device_ids), DeviceCommand.acked_at.is_(None))
+            .order_by(DeviceCommand.id)
+        ):
+            found[command.device_id].append(command)
+    return found
+
+
+def own_command(session: Session, device: Device, command_id: Any) -> DeviceCommand:
+    """A command of this device, by the id the device quotes."""
+    if isinstance(command_id, bool) or not isinstance(command_id, int):
+        raise Invalid("command_id must be a number", field="command_id")
+    command = session.get(DeviceCommand, command_id)
+    if command is None or command.device_id != device.id:
+        raise NotFound("no such command for this device", field="command_id")
+    return command
+
+
 def mark_delivered(session: Session, command_ids: list[int], now: dt.datetime) -> None:
     for command in session.scalars(select(DeviceCommand).where(DeviceCommand.id.in_(command_ids))):
         command.delivered_at = command.delivered_at or now
@@ -48,13 +71,9 @@ def mark_delivered(session: Session, command_ids: list[int], now: dt.datetime) -
 def acknowledge(
     session: Session, device: Device, command_id: Any, result: Any, now: dt.datetime
 ) -> DeviceCommand:
-    if not isinstance(command_id, int):
-        raise Invalid("command_id must be a number", field="command_id")
+    command = own_command(session, device, command_id)
     if not isinstance(result, dict):
         raise Invalid("result must be an object", field="result")
-    command = session.get(DeviceCommand, command_id)
-    if command is None or command.device_id != device.id:
-        raise NotFound("no such command for this device", field="command_id")
     command.acked_at = now
     command.result = result
     if command.kind == "config" and result.get("applied") is True:

@@ -170,6 +170,7 @@ class DeviceView:
             "last_seen": as_utc(d.last_seen).isoformat() if d.last_seen else None,
             "software_version": d.software_version,
             "firmware_version": d.firmware_version,
+            "configuration_version": d.configuration_version,
             "network_type": d.network_type,
             "ipv4_address": d.ipv4_address,
         }

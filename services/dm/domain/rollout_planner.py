@@ -21,7 +21,9 @@ Rules, in short:
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -299,7 +301,7 @@ RolloutState = Literal["created", "running", "paused", "aborted", "completed", "
 DeviceStatus = Literal[
     "waiting", "sent", "downloading", "installing", "updated", "failed", "cancelled", "rolled_back"
 ]
-_IN_FLIGHT = ("sent", "downloading", "installing")
+_IN_FLIGHT: tuple[DeviceStatus, ...] = ("sent", "downloading", "installing")
 NOT_MATCHING = "does not match the target filter"
 UP_TO_DATE = "already runs this version or a newer one"
 BAD_TIME_ZONE = "unknown time zone"
@@ -331,6 +333,7 @@ class _Device:
     status: DeviceStatus = "waiting"
     holds_slot: bool = False
     new_version_installed: bool = False
+    healthy: bool = False  # updated and alert-free for the whole alert window
     sent_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
 
@@ -341,18 +344,41 @@ class _Wave:
     started: bool = False
     done: bool = False
     failures_accepted: bool = False  # set by Resume: a wave that cannot reach success goes on
+    counts: dict[DeviceStatus, int] = field(default_factory=lambda: dict.fromkeys(_STATUSES, 0))
+    healthy: int = 0
+
+
+_STATUSES: tuple[DeviceStatus, ...] = (
+    "waiting",
+    "sent",
+    "downloading",
+    "installing",
+    "updated",
+    "failed",
+    "cancelled",
+    "rolled_back",
+)
 
 
 # -- the planner -------------------------------------------------------------------------------
 
 
 class RolloutPlanner:
+    """One rollout's state machine. The work per event is proportional to what the event changes:
+    per-wave counters replace scans, devices waiting for a download slot or a window queue by
+    (region, time zone), and the ends of alert windows and update timeouts sit in heaps ordered by
+    time. Event times are expected not to go backwards."""
+
     def __init__(self, plan: RolloutPlan) -> None:
         self.plan = plan
         self.state: RolloutState = "created"
         self._devices: dict[str, _Device] = {}
         self._waves: list[_Wave] = [_Wave() for _ in plan.waves]
         self._slots: dict[str, int] = {}  # region -> downloads running
+        # waiting devices of started waves, by (region, time zone), in wave order
+        self._queues: dict[tuple[str, str], deque[str]] = {}
+        self._alert_ends: list[tuple[dt.datetime, str]] = []  # (updated_at, device_id)
+        self._timeouts: list[tuple[dt.datetime, str]] = []  # (sent_at, device_id)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -384,7 +410,7 @@ class RolloutPlanner:
             case DownloadFinished():
                 device = self._devices.get(event.device_id)
                 if device and device.status in _IN_FLIGHT:
-                    device.status = "installing"
+                    self._set(device, "installing")
                     self._release_slot(device)
             case UpdateSucceeded():
                 self._succeeded(event, actions)
@@ -405,12 +431,14 @@ class RolloutPlanner:
         targets = [d for d in event.devices if self._is_target(d, event.now, actions)]
         remaining = list(dict.fromkeys(d.device_id for d in targets))
         by_id = {d.device_id: d for d in targets}
+        taken = 0
         for index, amount in enumerate(self.plan.waves):
             last = index == len(self.plan.waves) - 1
-            take = len(remaining) if last else min(amount.of(len(targets)), len(remaining))
-            for device_id in remaining[:take]:
+            left = len(remaining) - taken
+            take = left if last else min(amount.of(len(targets)), left)
+            for device_id in remaining[taken : taken + take]:
                 self._add(by_id[device_id], index)
-            remaining = remaining[take:]
+            taken += take
         self.state = "running"
         actions.append(
             self._log(
@@ -440,7 +468,7 @@ class RolloutPlanner:
     def _download_started(self, event: DownloadStarted, actions: list[Action]) -> None:
         device = self._devices.get(event.device_id)
         if device and device.status == "sent":
-            device.status = "downloading"
+            self._set(device, "downloading")
             actions.append(self._log(event.now, "rollout.download_started", device.info.device_id))
 
     def _succeeded(self, event: UpdateSucceeded, actions: list[Action]) -> None:
@@ -453,7 +481,9 @@ class RolloutPlanner:
         if self.state == "rolled_back":
             self._roll_back(device, event.now, actions)
         elif device.status in _IN_FLIGHT:
-            device.status, device.updated_at = "updated", event.now
+            self._set(device, "updated")
+            device.updated_at = event.now
+            heapq.heappush(self._alert_ends, (event.now, device_id))
             actions.append(
                 self._log(event.now, "rollout.device_updated", device_id, version=self.plan.version)
             )
@@ -464,8 +494,9 @@ class RolloutPlanner:
         device = self._devices.get(event.device_id)
         if device is None or device.status != "updated" or device.updated_at is None:
             return
-        if event.now - device.updated_at > self.plan.alert_window:
-            return
+        since = event.now - device.updated_at
+        if since < dt.timedelta(0) or since > self.plan.alert_window:
+            return  # raised before the update, or after its alert window
         minutes = self.plan.alert_window.total_seconds() / 60
         reason = f"alert within {minutes:g} min after updating"
         if event.detail:
@@ -499,7 +530,7 @@ class RolloutPlanner:
                 actions.append(self._log(now, "rollout.rollback", by=by))
                 for device in self._devices.values():
                     if device.status == "waiting":
-                        device.status = "cancelled"
+                        self._set(device, "cancelled")
                     elif device.new_version_installed and device.status != "rolled_back":
                         self._roll_back(device, now, actions)
 
@@ -511,22 +542,44 @@ class RolloutPlanner:
             actions.append(self._log(now, "rollout.skip", device.device_id, reason=reason))
         return reason is None
 
-    def _add(self, device: DeviceInfo, wave: int) -> None:
-        self._devices[device.device_id] = _Device(device, wave)
-        self._waves[wave].device_ids.append(device.device_id)
-        self._waves[wave].done = False
+    def _add(self, info: DeviceInfo, wave_index: int) -> None:
+        device = _Device(info, wave_index)
+        self._devices[info.device_id] = device
+        wave = self._waves[wave_index]
+        wave.device_ids.append(info.device_id)
+        wave.counts["waiting"] += 1
+        wave.done = False
+        if wave.started:
+            self._enqueue(device)
+
+    def _enqueue(self, device: _Device) -> None:
+        key = (device.info.region, device.info.time_zone)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+        queue.append(device.info.device_id)
+
+    def _set(self, device: _Device, status: DeviceStatus) -> None:
+        wave = self._waves[device.wave]
+        wave.counts[device.status] -= 1
+        wave.counts[status] += 1
+        device.status = status
+        if device.healthy and status != "updated":
+            device.healthy = False
+            wave.healthy -= 1
 
     def _fail(self, device: _Device, now: dt.datetime, reason: str, actions: list[Action]) -> None:
         self._release_slot(device)
-        device.status = "failed"
+        self._set(device, "failed")
         actions.append(
             self._log(now, "rollout.device_failed", device.info.device_id, reason=reason)
         )
-        wave_number = device.wave + 1
-        failures = self._count(device.wave, "failed")
-        size = len(self._waves[device.wave].device_ids)
+        wave = self._waves[device.wave]
+        failures, size = wave.counts["failed"], len(wave.device_ids)
         if self.state == "running" and self.plan.error_threshold.reached_by(failures, size):
-            why = f"wave {wave_number} reached its error threshold ({failures} of {size} failed)"
+            why = (
+                f"wave {device.wave + 1} reached its error threshold ({failures} of {size} failed)"
+            )
             if self.plan.on_error == "abort":
                 self._abort(now, why, actions)
             else:
@@ -544,11 +597,12 @@ class RolloutPlanner:
         self.state = "aborted"
         for device in self._devices.values():
             if device.status == "waiting":
-                device.status = "cancelled"
+                self._set(device, "cancelled")
+        self._queues.clear()
         actions += [RolloutAborted(reason), self._log(now, "rollout.abort", by=by, reason=reason)]
 
     def _roll_back(self, device: _Device, now: dt.datetime, actions: list[Action]) -> None:
-        device.status = "rolled_back"
+        self._set(device, "rolled_back")
         previous = device.info.version
         actions += [
             RollbackDevice(device.info.device_id, previous),
@@ -561,6 +615,7 @@ class RolloutPlanner:
             self._slots[device.info.region] -= 1
 
     def _advance(self, now: dt.datetime, actions: list[Action]) -> None:
+        self._end_alert_windows(now)
         if self.state in ("running", "paused"):
             self._time_out(now, actions)
         if self.state != "running":
@@ -568,6 +623,8 @@ class RolloutPlanner:
         for index, wave in enumerate(self._waves):
             if not wave.started:
                 wave.started = True
+                for device_id in wave.device_ids:
+                    self._enqueue(self._devices[device_id])
                 actions += [
                     WaveStarted(index + 1, tuple(wave.device_ids)),
                     self._log(now, "rollout.wave_start", wave=str(index + 1)),
@@ -578,26 +635,33 @@ class RolloutPlanner:
                 break
         if self.state == "running":
             self._dispatch(now, actions)
-        if self.state == "running" and self._finished(now):
+        if self.state == "running" and self._finished():
             self.state = "completed"
-            updated = sum(d.status == "updated" for d in self._devices.values())
-            failed = sum(d.status == "failed" for d in self._devices.values())
+            updated = sum(w.counts["updated"] for w in self._waves)
+            failed = sum(w.counts["failed"] for w in self._waves)
             actions += [
                 RolloutCompleted(),
                 self._log(now, "rollout.complete", updated=str(updated), failed=str(failed)),
             ]
 
+    def _end_alert_windows(self, now: dt.datetime) -> None:
+        """Devices updated longer than the alert window ago, still updated, are healthy now."""
+        window, heap = self.plan.alert_window, self._alert_ends
+        while heap and now - heap[0][0] > window:
+            updated_at, device_id = heapq.heappop(heap)
+            device = self._devices[device_id]
+            if device.status == "updated" and device.updated_at == updated_at:
+                device.healthy = True
+                self._waves[device.wave].healthy += 1
+
     def _check_wave(self, index: int, now: dt.datetime, actions: list[Action]) -> None:
         wave = self._waves[index]
         size = len(wave.device_ids)
-        healthy = sum(self._healthy(self._devices[i], now) for i in wave.device_ids)
-        if healthy * 100 >= self.plan.success_percent * size:
+        if wave.healthy * 100 >= self.plan.success_percent * size:
             wave.done = True
             actions.append(self._log(now, "rollout.wave_done", wave=str(index + 1)))
             return
-        devices = [self._devices[i] for i in wave.device_ids]
-        settled = all(d.status == "failed" or self._healthy(d, now) for d in devices)
-        if not settled:
+        if wave.counts["failed"] + wave.healthy < size:  # not settled yet
             return
         if wave.failures_accepted:
             wave.done = True
@@ -607,70 +671,72 @@ class RolloutPlanner:
 
     def _dispatch(self, now: dt.datetime, actions: list[Action]) -> None:
         cap = self.plan.download_cap
-        for wave in self._waves:
-            if not wave.started:
-                break
-            for device_id in wave.device_ids:
-                device = self._devices[device_id]
-                region = device.info.region
-                if device.status != "waiting" or not self._window_open(device.info, now):
+        for (region, time_zone), queue in self._queues.items():
+            if not queue:
+                continue
+            if cap is not None and self._slots.get(region, 0) >= cap:
+                continue
+            if not self._window_open(time_zone, now):
+                continue
+            while queue and (cap is None or self._slots.get(region, 0) < cap):
+                device = self._devices[queue.popleft()]
+                if device.status != "waiting":
                     continue
-                if cap is not None and self._slots.get(region, 0) >= cap:
-                    continue
-                device.status, device.sent_at, device.holds_slot = "sent", now, True
+                self._set(device, "sent")
+                device.sent_at, device.holds_slot = now, True
                 self._slots[region] = self._slots.get(region, 0) + 1
+                if self.plan.update_timeout is not None:
+                    heapq.heappush(self._timeouts, (now, device.info.device_id))
                 actions += [
-                    StartUpdate(device_id, self.plan.image_id, self.plan.version),
-                    self._log(now, "rollout.device_start", device_id, version=self.plan.version),
+                    StartUpdate(device.info.device_id, self.plan.image_id, self.plan.version),
+                    self._log(
+                        now,
+                        "rollout.device_start",
+                        device.info.device_id,
+                        version=self.plan.version,
+                    ),
                 ]
 
     def _time_out(self, now: dt.datetime, actions: list[Action]) -> None:
-        timeout = self.plan.update_timeout
+        timeout, heap = self.plan.update_timeout, self._timeouts
         if timeout is None:
             return
-        for device in list(self._devices.values()):
-            if device.status in _IN_FLIGHT and device.sent_at and now - device.sent_at >= timeout:
+        while heap and now - heap[0][0] >= timeout:
+            sent_at, device_id = heapq.heappop(heap)
+            device = self._devices[device_id]
+            if device.status in _IN_FLIGHT and device.sent_at == sent_at:
                 self._fail(device, now, "no result before the update timeout", actions)
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _window_open(self, device: DeviceInfo, now: dt.datetime) -> bool:
+    def _window_open(self, time_zone: str, now: dt.datetime) -> bool:
         if not self.plan.windows:
             return True
-        local = now.astimezone(ZoneInfo(device.time_zone))
+        local = now.astimezone(ZoneInfo(time_zone))
         return any(window.is_open(local) for window in self.plan.windows)
 
-    def _healthy(self, device: _Device, now: dt.datetime) -> bool:
-        return (
-            device.status == "updated"
-            and device.updated_at is not None
-            and now - device.updated_at > self.plan.alert_window
+    def _finished(self) -> bool:
+        return all(
+            wave.done and wave.counts["failed"] + wave.healthy == len(wave.device_ids)
+            for wave in self._waves
         )
-
-    def _finished(self, now: dt.datetime) -> bool:
-        if not all(wave.done for wave in self._waves):
-            return False
-        return all(d.status == "failed" or self._healthy(d, now) for d in self._devices.values())
-
-    def _count(self, wave: int, status: DeviceStatus) -> int:
-        return sum(self._devices[i].status == status for i in self._waves[wave].device_ids)
 
     def _wave_progress(self, index: int) -> WaveProgress:
         wave = self._waves[index]
-        statuses = [self._devices[i].status for i in wave.device_ids]
+        counts = wave.counts
         state: Literal["pending", "running", "done"] = (
             "done" if wave.done else "running" if wave.started else "pending"
         )
         return WaveProgress(
             wave=index + 1,
             state=state,
-            size=len(statuses),
-            waiting=statuses.count("waiting"),
-            in_progress=sum(s in _IN_FLIGHT for s in statuses),
-            updated=statuses.count("updated"),
-            failed=statuses.count("failed"),
-            rolled_back=statuses.count("rolled_back"),
-            cancelled=statuses.count("cancelled"),
+            size=len(wave.device_ids),
+            waiting=counts["waiting"],
+            in_progress=sum(counts[s] for s in _IN_FLIGHT),
+            updated=counts["updated"],
+            failed=counts["failed"],
+            rolled_back=counts["rolled_back"],
+            cancelled=counts["cancelled"],
         )
 
     def _log(

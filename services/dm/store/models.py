@@ -175,3 +175,63 @@ class DiagnosticBundle(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
     size: Mapped[int] = mapped_column(Integer)
     file_name: Mapped[str] = mapped_column(String(64))
+
+
+class FirmwareImage(Base):
+    """Resource management: a firmware image (its name is model and version) in the catalogue.
+
+    The signed package lives in the region's object store under `blob_key`; the row keeps what
+    the catalogue shows and what a rollout checks."""
+
+    __tablename__ = "firmware_images"
+    __table_args__ = (UniqueConstraint("enterprise_id", "model", "version"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    model: Mapped[str] = mapped_column(String(40))
+    version: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class FirmwareDownload(Base):
+    """One device's download of one image: the per-download AES-GCM key, handed to the device
+    over its mTLS command channel, and wiped once the device has reported the update."""
+
+    __tablename__ = "firmware_downloads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("firmware_images.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    rollout_id: Mapped[str | None] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    downloaded_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class Rollout(Base):
+    """A staged firmware rollout: its plan, and the state its planner reached."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("firmware_images.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    plan: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class RolloutEvent(Base):
+    """The journal of a rollout: every event its planner accepted, in order. Replaying it
+    rebuilds the planner after a restart (the planner is deterministic)."""
+
+    __tablename__ = "rollout_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    body: Mapped[dict[str, object]] = mapped_column(JSON)
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)

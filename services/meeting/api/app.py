@@ -27,7 +27,7 @@ from services.common.runtime import RegionRuntime
 from services.common.settings import MEETING_REGIONS
 from services.meeting import logs
 from services.meeting.api import schemas
-from services.meeting.api.signaling import MediaKeyHook, Signaling
+from services.meeting.api.signaling import MediaKeyHook, Signaling, SupervisedMedia
 from services.meeting.domain import (
     accounts,
     cdr,
@@ -39,6 +39,7 @@ from services.meeting.domain import (
     retention,
 )
 from services.meeting.domain.accounts import Identity
+from services.meeting.relay.files import INTEROP_TOKEN_FILE, PSTN_TOKEN_FILE
 from services.meeting.store.models import Account, OperationLogEntry
 
 T = TypeVar("T")
@@ -64,6 +65,8 @@ def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) ->
         clock=runtime.clock,
         storage=storage,
         media_keys=media_keys,
+        pstn_token_file=runtime.directory / PSTN_TOKEN_FILE,
+        interop_token_file=runtime.directory / INTEROP_TOKEN_FILE,
     )
 
     def _in_tx(fn: Callable[[Session], T]) -> T:
@@ -96,10 +99,14 @@ def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(retention_periodically())
+        tasks = [asyncio.create_task(retention_periodically())]
+        if isinstance(media_keys, SupervisedMedia):  # relay heartbeats and failover
+            tasks.append(asyncio.create_task(media_keys.run(signaling.push)))
         log.info("meeting region %s started", region)
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # let them clean up
 
     app = FastAPI(
         title=f"roomtrust meeting service ({region})",

@@ -3,7 +3,17 @@ MT-09, MT-16, MT-17, MT-18), driving the sans-IO lobby, moderation and chat of e
 
 Live conferences exist only in this process's memory; chat never leaves it. Every incoming message
 re-checks the sender's account, so a revoked account is cut off at once. Media keys are handed out
-by the `MediaKeyHook` right after admission, and only then.
+by the `MediaKeyHook` right after admission, and only then; when a participant departs, the hook
+re-keys the others, and a supervised hook moves calls to another relay when one fails (MT-03).
+
+The region's PSTN gateway signs in with the region's gateway token and a caller number instead of
+an account (MT-08). Its participant joins like anyone else (password, lobby), and its leg is marked
+unencrypted in the roster and the CDR, since the phone side of the call is plain G.711.
+
+The region's interop gateway (`services.meeting.interop`, MT-07) signs in the same way with its own
+token, naming the protocol ("sips" or "h323") and the third-party caller it brings in. It does so
+only after the caller came over SIP TLS with an SRTP offer, or over H.225 with H.235, so that leg is
+encrypted: the CDR marks it so, with the protocol as its transport.
 """
 
 from __future__ import annotations
@@ -11,11 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import logging
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -52,21 +66,37 @@ log = logging.getLogger("roomtrust.meeting.signaling")
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_ENDED = 1000
+PSTN = "pstn"
+PSTN_TRANSPORT = "pstn+g711"
+CALLER_PATTERN = re.compile(r"^\+?[0-9]{3,15}$")
+INTEROP = "interop"
+INTEROP_TRANSPORTS = {"sips": "sips+srtp", "h323": "h323+h235"}  # CDR transport per protocol
+Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class MediaKeyHook(Protocol):
-    """Where the relay control plugs in: keys for an admitted participant, withdrawn on leave."""
+    """Where the relay control plugs in: keys for an admitted participant, withdrawn when it
+    departs. With `rekey`, the hook gives everyone left new keys (through `Signaling.push`)."""
 
     async def issue(self, conference_id: str, participant_id: str) -> dict[str, Any] | None: ...
 
-    async def withdraw(self, conference_id: str, participant_id: str) -> None: ...
+    async def withdraw(
+        self, conference_id: str, participant_id: str, rekey: bool = True
+    ) -> None: ...
+
+
+@runtime_checkable
+class SupervisedMedia(Protocol):
+    """A media-key hook that also watches its relays for the region's lifetime (failover)."""
+
+    async def run(self, notify: Notify) -> None: ...
 
 
 class NoMediaKeys:
     async def issue(self, conference_id: str, participant_id: str) -> dict[str, Any] | None:
         return None
 
-    async def withdraw(self, conference_id: str, participant_id: str) -> None:
+    async def withdraw(self, conference_id: str, participant_id: str, rekey: bool = True) -> None:
         return None
 
 
@@ -77,6 +107,9 @@ class Connection:
     token: str | None
     cert: str | None
     participant_id: str = field(default_factory=lambda: f"p-{secrets.token_hex(8)}")
+    gateway_token: str | None = None  # the PSTN gateway's sign-in; its caller is in `identity`
+    interop_token: str | None = None  # the interop gateway's sign-in (MT-07)
+    interop_protocol: str | None = None  # "sips" or "h323" for a third-party leg
     conference_id: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
@@ -123,12 +156,16 @@ class Signaling:
         clock: Clock,
         storage: recording.RecordingStorage,
         media_keys: MediaKeyHook | None = None,
+        pstn_token_file: Path | None = None,
+        interop_token_file: Path | None = None,
     ) -> None:
         self.region = region
         self.sessions = sessions
         self.clock = clock
         self.storage = storage
         self.media_keys = media_keys or NoMediaKeys()
+        self.pstn_token_file = pstn_token_file
+        self.interop_token_file = interop_token_file
         self.live: dict[str, LiveConference] = {}
         self.connections: dict[str, Connection] = {}
 
@@ -159,6 +196,58 @@ class Signaling:
             await conn.close(CLOSE_UNAUTHENTICATED, reason)
         return len(victims)
 
+    async def push(self, participant_id: str, message: dict[str, Any]) -> None:
+        """Send a participant still in a conference a message (new keys, a media move)."""
+        conn = self.connections.get(participant_id)
+        if conn is not None and conn.conference_id is not None:
+            await conn.send(message)
+
+    def _gateway(self, token: str, caller: object) -> Identity:
+        """The identity of a PSTN caller brought in by the region's gateway (MT-08)."""
+        path = self.pstn_token_file
+        expected = path.read_text().strip() if path is not None and path.exists() else ""
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise Unauthenticated("unknown gateway token")
+        if not isinstance(caller, str) or not CALLER_PATTERN.fullmatch(caller):
+            raise Invalid("caller must be a phone number of 3 to 15 digits", field="caller")
+        return Identity(
+            account_id=f"{PSTN}:{caller}",
+            enterprise_id="",
+            username=f"{PSTN}:{caller}",
+            display_name=f"Phone ...{caller[-4:]}",
+            role=PSTN,
+            kind=PSTN,
+            permissions=frozenset({perms.CALL}),
+        )
+
+    def _interop(self, token: str, protocol: object, caller: object, name: object) -> Identity:
+        """The identity of a third-party system brought in by the region's interop gateway (MT-07).
+
+        The account ID is the protocol and a digest of the caller's address, so the CDR keeps no
+        third-party address (MT-15) and stays within its column."""
+        self._interop_token_valid(token)
+        if not isinstance(protocol, str) or protocol not in INTEROP_TRANSPORTS:
+            raise Invalid("protocol must be sips or h323", field="protocol")
+        if not isinstance(caller, str) or not 0 < len(caller) <= 256 or not caller.isprintable():
+            raise Invalid("caller must be the caller's address", field="caller")
+        display = name if isinstance(name, str) and 0 < len(name) <= 100 else None
+        digest = hashlib.sha256(caller.encode()).hexdigest()[:16]
+        return Identity(
+            account_id=f"{protocol}:{digest}",
+            enterprise_id="",
+            username=f"{protocol}:{digest}",
+            display_name=display or f"{protocol.upper()} room system",
+            role=INTEROP,
+            kind=INTEROP,
+            permissions=perms.ROOM_SYSTEM,
+        )
+
+    def _interop_token_valid(self, token: str) -> None:
+        path = self.interop_token_file
+        expected = path.read_text().strip() if path is not None and path.exists() else ""
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise Unauthenticated("unknown interop gateway token")
+
     async def set_lock(
         self, conference_id: str, locked: bool | None, escalation: bool | None
     ) -> None:
@@ -178,20 +267,41 @@ class Signaling:
         token = bearer_token(socket)  # type: ignore[arg-type]
         cert = peer_cert_pem(socket.scope)
         await socket.accept()
+        gateway_token: str | None = None
+        interop_token: str | None = None
+        interop_protocol: str | None = None
         try:
             if token is None and cert is None:
                 first = await socket.receive_json()
                 if not isinstance(first, dict) or first.get("type") != "auth":
                     raise Unauthenticated("authenticate first: {type: auth, token}")
                 token = str(first.get("token") or "") or None
-            identity = await self._authenticate(token, cert)
+                gateway_token = str(first.get("gateway_token") or "") or None
+                interop_token = str(first.get("interop_token") or "") or None
+            if gateway_token is not None:
+                identity = self._gateway(gateway_token, first.get("caller"))
+            elif interop_token is not None:
+                identity = self._interop(
+                    interop_token, first.get("protocol"), first.get("caller"), first.get("name")
+                )
+                interop_protocol = str(first["protocol"])
+            else:
+                identity = await self._authenticate(token, cert)
         except DomainError as exc:
             await socket.send_json({"type": "error", **exc.as_dict()})
             await socket.close(code=CLOSE_UNAUTHENTICATED, reason=exc.reason[:120])
             return
         except (WebSocketDisconnect, RuntimeError, ValueError):
             return
-        conn = Connection(socket, identity, token, cert)
+        conn = Connection(
+            socket,
+            identity,
+            token,
+            cert,
+            gateway_token=gateway_token,
+            interop_token=interop_token,
+            interop_protocol=interop_protocol,
+        )
         self.connections[conn.participant_id] = conn
         log.info("signaling connection %s for account %s", conn.participant_id, identity.account_id)
         await conn.send(
@@ -211,7 +321,13 @@ class Signaling:
                     )
                     continue
                 try:
-                    conn.identity = await self._authenticate(conn.token, conn.cert)
+                    if conn.gateway_token is not None:
+                        caller = conn.identity.account_id.removeprefix(f"{PSTN}:")
+                        conn.identity = self._gateway(conn.gateway_token, caller)
+                    elif conn.interop_token is not None:
+                        self._interop_token_valid(conn.interop_token)
+                    else:
+                        conn.identity = await self._authenticate(conn.token, conn.cert)
                 except DomainError as exc:
                     await self._leave(conn)
                     await conn.send({"type": "error", **exc.as_dict()})
@@ -329,6 +445,7 @@ class Signaling:
                 identity.display_name,
                 moderator=identity.account_id == conference.owner_id,
                 permissions=identity.permissions,
+                encrypted=conn.gateway_token is None,
             )
             actions = live.lobby.handle(event)
             conn.conference_id = conference.id
@@ -369,6 +486,9 @@ class Signaling:
 
     async def _admitted(self, live: LiveConference, action: Admitted) -> None:
         now = self.clock.now()
+        conn = self.connections.get(action.participant_id)
+        pstn = conn is not None and conn.gateway_token is not None
+        interop = conn.interop_protocol if conn is not None else None
 
         def open_leg(s: Session) -> int:
             if live.call_id is None:
@@ -378,10 +498,14 @@ class Signaling:
                 s.flush()
             if live.recording_id is not None:
                 recording.add_participant(s, live.recording_id, action.account_id)
+            if pstn:
+                return cdr.open_leg(s, live.call_id, action.account_id, now, False, PSTN_TRANSPORT)
+            if interop is not None:
+                transport = INTEROP_TRANSPORTS[interop]
+                return cdr.open_leg(s, live.call_id, action.account_id, now, True, transport)
             return cdr.open_leg(s, live.call_id, action.account_id, now)
 
         live.legs[action.participant_id] = await self.in_tx(open_leg)
-        conn = self.connections.get(action.participant_id)
         if conn is None:
             return
         for notice in (live.recording_notice, live.streaming_notice):
@@ -396,7 +520,7 @@ class Signaling:
 
     async def _departed(self, live: LiveConference, action: Departed) -> None:
         leg = live.legs.pop(action.participant_id, None)
-        await self.media_keys.withdraw(live.conference_id, action.participant_id)
+        await self.media_keys.withdraw(live.conference_id, action.participant_id, rekey=True)
         if leg is not None:
             now = self.clock.now()
             await self.in_tx(lambda s: cdr.close_leg(s, leg, now))
@@ -423,7 +547,7 @@ class Signaling:
                 conn.conference_id = None
                 await conn.send({"type": "conference.ended", "conference_id": live.conference_id})
                 await conn.close(CLOSE_ENDED, "the conference has ended")
-            await self.media_keys.withdraw(live.conference_id, pid)
+            await self.media_keys.withdraw(live.conference_id, pid, rekey=False)
         live.lobby.participants.clear()
         live.lobby.waiting.clear()
         now = self.clock.now()

@@ -29,6 +29,7 @@ class Participant:
     permissions: frozenset[str] = frozenset()
     audio: bool = True
     video: bool = True
+    encrypted: bool = True  # False only for a PSTN leg, whose phone side is plain G.711 (MT-08)
 
     def public(self) -> Message:
         return {
@@ -38,6 +39,7 @@ class Participant:
             "moderator": self.moderator,
             "audio": self.audio,
             "video": self.video,
+            "encrypted": self.encrypted,
         }
 
 
@@ -51,6 +53,7 @@ class Join:
     display_name: str
     moderator: bool
     permissions: frozenset[str] = frozenset()
+    encrypted: bool = True
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class Lobby:
             event.display_name,
             event.moderator,
             event.permissions,
+            encrypted=event.encrypted,
         )
         if self.needs_admission and not person.moderator:
             self.waiting[person.participant_id] = person

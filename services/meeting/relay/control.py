@@ -8,14 +8,16 @@ threads. Keys come only from this TLS channel; nothing here can make the relay a
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from media_core.relay_core import ParticipantKeys, RelayCore, RelayError, RelayErrorKind
@@ -24,6 +26,8 @@ from services.common.api import bearer_token, install_error_handlers
 from services.common.errors import Conflict, Invalid, NotFound, Unauthenticated
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT = b"beat\n"
 
 
 @dataclass
@@ -37,6 +41,7 @@ class RelayState:
     media_port: int
     token: str
     internal_errors: int = 0
+    stopping: bool = False  # set when the process is asked to exit; heartbeats end then
 
 
 class KeysIn(BaseModel):
@@ -116,6 +121,21 @@ def build_control_app(state: RelayState) -> FastAPI:
             "media": media(),
             "participants": len(state.core.participants()),
         }
+
+    @app.get("/v1/heartbeat")
+    async def heartbeat() -> StreamingResponse:
+        """A never-ending response with one line a second: its end means the relay is gone."""
+
+        async def beats() -> AsyncIterator[bytes]:
+            steps = 4
+            while not state.stopping:
+                yield HEARTBEAT
+                for _ in range(steps):
+                    if state.stopping:
+                        return
+                    await asyncio.sleep(HEARTBEAT_INTERVAL / steps)
+
+        return StreamingResponse(beats(), media_type="text/plain")
 
     @app.get("/v1/counters")
     async def counters() -> dict[str, int]:

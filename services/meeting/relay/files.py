@@ -1,8 +1,11 @@
-"""Where a relay keeps its files, and the control token the meeting region shares with its relays.
+"""Where a relay keeps its files, and the service tokens a meeting region shares with its relays
+and its PSTN gateway.
 
 Relays of region R live under `<home>/meeting/R/relays/<name>/` (ready file, TLS certificate). The
 control token is one file per region, `<home>/meeting/R/relay-control.token` (mode 0600), made by
-whichever of the meeting region or a relay needs it first.
+whichever of the meeting region or a relay needs it first. The PSTN gateway's token
+(`pstn-gateway.token`) and the interop gateway's token (`interop-gateway.token`) are made and read
+the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 READY_FILE = "ready.json"
 TOKEN_FILE = "relay-control.token"
+PSTN_TOKEN_FILE = "pstn-gateway.token"
+INTEROP_TOKEN_FILE = "interop-gateway.token"
 
 
 def region_directory(home: Path, region: str) -> Path:
@@ -63,11 +68,27 @@ def _alive(pid: int) -> bool:
 
 def control_token(home: Path, region: str) -> str:
     """The region's relay control token, made (atomically, owner-only) if there is none yet."""
+    return service_token(home, region, TOKEN_FILE)
+
+
+def pstn_token(home: Path, region: str) -> str:
+    """The token the region's PSTN gateway presents to signaling and its trunk presents to it."""
+    return service_token(home, region, PSTN_TOKEN_FILE)
+
+
+def interop_token(home: Path, region: str) -> str:
+    """The token the region's interop gateway for third-party SIP and H.323 systems presents to
+    signaling (MT-07)."""
+    return service_token(home, region, INTEROP_TOKEN_FILE)
+
+
+def service_token(home: Path, region: str, file_name: str) -> str:
+    """A region service token in `<home>/meeting/<region>/<file_name>`, made if absent."""
     directory = region_directory(home, region)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / TOKEN_FILE
+    path = directory / file_name
     if not path.exists():
-        tmp = directory / f".{TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = directory / f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32))

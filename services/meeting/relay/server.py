@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +28,7 @@ from services.meeting.relay.files import control_token, region_directory, relay_
 
 log = logging.getLogger("roomtrust.meeting.relay")
 RECEIVE_BUFFER = 4 << 20
+PR_SET_PDEATHSIG = 1
 
 
 class RelayProtocol(asyncio.DatagramProtocol):
@@ -93,6 +97,13 @@ async def run_relay(
 
     control_sock = bind_socket(host, port)
     server = make_server(build_control_app(state), server_context(cert_file, key_file))
+    handle_exit = server.handle_exit
+
+    def stop_heartbeats(sig: int, frame: Any) -> None:
+        state.stopping = True  # ends every heartbeat stream, so shutdown need not wait for them
+        handle_exit(sig, frame)
+
+    server.handle_exit = stop_heartbeats  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[control_sock]))
     try:
         while not server.started:
@@ -118,6 +129,16 @@ async def run_relay(
         ready.unlink(missing_ok=True)
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel send SIGTERM when the starting process ends (Linux), and end now if it
+    already has: a replacement relay belongs to the region process that started it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        raise SystemExit("the process that started this relay has ended")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="services.meeting.relay")
     parser.add_argument("--region", required=True)
@@ -125,7 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None, help="relay name (default relay-<pid>)")
     parser.add_argument("--port", type=int, default=0, help="control port (0: dynamic)")
     parser.add_argument("--media-port", type=int, default=0, help="UDP media port (0: dynamic)")
+    parser.add_argument(
+        "--parent-pid", type=int, default=None, help="end when this process (the starter) ends"
+    )
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     name = args.name or f"relay-{os.getpid()}"
     relay = run_relay(

@@ -1,0 +1,344 @@
+"""Steps of features/dm_firmware.feature (MT-05, DM-05): real virtual room systems (the asyncio
+driver, mutual TLS) take signed, encrypted firmware through the DM service's staged rollouts.
+
+A fleet runs on an event loop of its own in a background thread for the whole scenario, so the
+devices answer their command channels while the steps, in the test's thread, act as the fleet's
+administrator through the DM admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import websockets
+from pytest_bdd import given, parsers, then, when
+
+from devices_virtual.agent.firmware import virtual_image
+from devices_virtual.driver.device import VirtualDevice
+from devices_virtual.driver.fleet import FleetRun
+from devices_virtual.models import get_model
+from roomtrust.testing import region_endpoint
+from services.common import firmware
+from services.dm.cli import parse_amount
+from services.dm.client import DeviceCredential, DmAdmin
+from tests.dm.fleets import fleet_admin, fleet_scenario, start_fleet
+
+T = TypeVar("T")
+PASSWORD = "correct horse battery staple"
+WAIT_S = 90.0
+
+
+class BackgroundFleet:
+    """A fleet on an event loop in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.run: FleetRun | None = None
+        self.admin: DmAdmin | None = None
+        self.region = "us"
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 300) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+
+    @property
+    def devices(self) -> list[VirtualDevice]:
+        assert self.run is not None, "no fleet in this scenario"
+        return self.run.fleets["rooms"].devices
+
+    def close(self) -> None:
+        if self.admin is not None:
+            self.admin.close()
+        if self.run is not None:
+            self.call(self.run.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def fw() -> Iterator[dict[str, Any]]:
+    """What a firmware scenario holds: its fleet, image, rollout and hand-made room system."""
+    fleet = BackgroundFleet()
+    state: dict[str, Any] = {"fleet": fleet}
+    yield state
+    if "rollout" in state:  # leave no active rollout behind on a shared stack
+        admin = _admin(state)
+        if admin.rollout(state["rollout"]["rollout_id"])["state"] in ("running", "paused"):
+            admin.control_rollout(state["rollout"]["rollout_id"], "abort")
+    fleet.close()
+    if "admin" in state:
+        state["admin"].close()
+
+
+def _admin(fw: dict[str, Any]) -> DmAdmin:
+    fleet: BackgroundFleet = fw["fleet"]
+    return fleet.admin if fleet.admin is not None else fw["admin"]
+
+
+def _poll(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+# -- fleets and images ---------------------------------------------------------------------------
+
+
+@given(parsers.parse('a fleet of {count:d} "{model}" room systems online in DM region "{region}"'))
+def _fleet(
+    stack: dict[str, Any], fw: dict[str, Any], tmp_path: Path, count: int, model: str, region: str
+) -> None:
+    fleet: BackgroundFleet = fw["fleet"]
+    fleet.region = region
+    scenario = fleet_scenario(
+        f"features-firmware-{secrets.token_hex(2)}", {model: count}, region=region
+    )
+    fleet.run = fleet.call(start_fleet(stack, tmp_path, scenario))
+    fleet.admin = fleet_admin(fleet.run)
+    fw["model"] = model
+    fw["factory"] = get_model(model).firmware_version
+    assert {d.agent.firmware_version for d in fleet.devices} == {fw["factory"]}
+
+
+@when(parsers.parse('the administrator uploads a "{behaviour}" image "{version}"'))
+def _upload(fw: dict[str, Any], behaviour: str, version: str) -> None:
+    self_test = {"healthy": "pass", "failing": "fail"}[behaviour]
+    image = virtual_image(fw["model"], version, self_test=self_test)
+    fw["image"] = _admin(fw).upload_image(fw["model"], version, image)
+    fw["version"] = version
+
+
+@when("its signature is tampered with in the region's object store")
+def _tamper(stack: dict[str, Any], fw: dict[str, Any]) -> None:
+    region = fw["fleet"].region
+    path = Path(stack["home"]) / "dm" / region / "objects" / "firmware"
+    blob = path / f"{fw['image']['image_id']}.rtfw"
+    signed = firmware.unpack(blob.read_bytes())
+    forged = bytes([signed.signature[0] ^ 0x80]) + signed.signature[1:]
+    blob.write_bytes(firmware.pack(firmware.SignedImage(signed.manifest, forged, signed.image)))
+
+
+@when(
+    parsers.parse(
+        'the administrator rolls it out in waves of "{waves}" with an error threshold of "{limit}"'
+    )
+)
+def _roll_out(fw: dict[str, Any], waves: str, limit: str) -> None:
+    admin = _admin(fw)
+    rollout = admin.create_rollout(
+        fw["image"]["image_id"],
+        waves=[parse_amount(w.strip(), "waves") for w in waves.split(",")],
+        error_threshold=parse_amount(limit, "threshold"),
+        alert_window_minutes=0,
+    )
+    fw["rollout"] = admin.control_rollout(rollout["rollout_id"], "start")
+
+
+def _status(fw: dict[str, Any]) -> dict[str, Any]:
+    return _admin(fw).rollout(fw["rollout"]["rollout_id"])
+
+
+# -- outcomes ------------------------------------------------------------------------------------
+
+
+@then(parsers.parse('the rollout completes with waves of sizes "{sizes}"'))
+def _completed(fw: dict[str, Any], sizes: str) -> None:
+    status = _poll(lambda: (s := _status(fw))["state"] != "running" and s, "the rollout to end")
+    assert status["state"] == "completed", status
+    assert [w["size"] for w in status["waves"]] == [int(n) for n in sizes.split(",")]
+    assert all(w["updated"] == w["size"] for w in status["waves"])
+    steps = [
+        (e["action"], e["detail"].get("wave"))
+        for e in reversed(_admin(fw).oplog())
+        if e["target"] == status["rollout_id"] and e["action"].startswith("rollout.wave")
+    ]
+    order = [
+        step
+        for n in range(1, len(status["waves"]) + 1)
+        for step in (
+            ("rollout.wave_start", str(n)),
+            ("rollout.wave_done", str(n)),
+        )
+    ]
+    assert steps == order  # each wave starts only once the one before is done
+
+
+@then(parsers.parse('every room system runs "{version}" from its second slot'))
+def _second_slot(fw: dict[str, Any], version: str) -> None:
+    for device in fw["fleet"].devices:
+        slots = device.agent.firmware
+        assert device.agent.firmware_version == version
+        assert slots.active == 1 and slots.slots == [fw["factory"], version]
+
+
+@then(parsers.parse('the DM service lists every room system with firmware "{version}"'))
+def _listed(fw: dict[str, Any], version: str) -> None:
+    ids = {str(d.agent.device_id) for d in fw["fleet"].devices}
+
+    def reported() -> bool:
+        listed = {d["device_id"]: d["firmware_version"] for d in _admin(fw).devices()}
+        return {listed[i] for i in ids} == {version}
+
+    _poll(reported, "every device to report its new version")
+
+
+def _results(fw: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each device reported on its (one) firmware command."""
+    return [r for d in fw["fleet"].devices for r in d.agent.firmware.reports.values()]
+
+
+@then(parsers.parse('every room system refuses the image as "{reason}"'))
+def _refused(fw: dict[str, Any], reason: str) -> None:
+    count = len(fw["fleet"].devices)
+    _poll(lambda: _status(fw)["totals"]["failed"] == count, "every device to report")
+    results = _results(fw)
+    assert len(results) == count
+    assert {(r["ok"], r["reason"]) for r in results} == {(False, reason)}
+    failures = [e for e in _admin(fw).oplog() if e["action"] == "rollout.device_failed"]
+    assert {e["target"] for e in failures} == {str(d.agent.device_id) for d in fw["fleet"].devices}
+
+
+@then("the rollout is paused at its error threshold")
+def _paused(fw: dict[str, Any]) -> None:
+    status = _poll(lambda: (s := _status(fw))["state"] == "paused" and s, "the pause")
+    assert "reached its error threshold" in str(status["reason"])
+
+
+@then("no room system left its version")
+def _kept(fw: dict[str, Any]) -> None:
+    for device in fw["fleet"].devices:
+        assert device.agent.firmware_version == fw["factory"]
+        assert device.agent.firmware.slots == [fw["factory"], None]
+    listed = {d["device_id"]: d["firmware_version"] for d in _admin(fw).devices()}
+    assert {listed[str(d.agent.device_id)] for d in fw["fleet"].devices} == {fw["factory"]}
+
+
+@then(parsers.parse('every room system reports "{reason}" and runs its previous version again'))
+def _rolled_back(fw: dict[str, Any], reason: str) -> None:
+    count = len(fw["fleet"].devices)
+    _poll(lambda: _status(fw)["totals"]["failed"] == count, "every device to report")
+    for result in _results(fw):
+        assert result["reason"] == reason and result["rolled_back"] is True
+        assert result["failed_version"] == fw["version"] and result["version"] == fw["factory"]
+    for device in fw["fleet"].devices:
+        assert device.agent.firmware_version == fw["factory"]
+        assert device.agent.firmware.slots == [fw["factory"], fw["version"]]  # it was installed
+        assert device.agent.firmware.active == 0
+
+
+# -- one room system by hand: the encrypted download ------------------------------------------------
+
+
+def _ws(url: str) -> str:
+    return url.replace("https://", "wss://") + "/v1/device/commands"
+
+
+def _hand_device(
+    stack: dict[str, Any], admin: DmAdmin, site: str, tmp_path: Path, version: str
+) -> DeviceCredential:
+    url, ca = region_endpoint(stack, "dm", "us")
+    mac = "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
+    device = DeviceCredential(
+        mac, f"SN{secrets.token_hex(4)}", "MeetingBoard 86", tmp_path / "keys"
+    )
+    admin.deploy(device.mac, device.serial_number, device.model, site)
+    assert device.enroll(url, ca).status_code == 201
+    with device.client(url, ca) as http:
+        beat = http.post(
+            "/v1/device/heartbeat", json={"status": "online", "firmware_version": version}
+        )
+    assert beat.status_code == 200
+    return device
+
+
+@given(
+    parsers.parse(
+        'a room system in DM region "{region}" enrolled with its own certificate, on "{version}"'
+    )
+)
+def _enrolled_by_hand(
+    stack: dict[str, Any], fw: dict[str, Any], tmp_path: Path, region: str, version: str
+) -> None:
+    url, ca = region_endpoint(stack, "dm", region)
+    admin = DmAdmin(url, ca)
+    email = f"fw-{secrets.token_hex(4)}@example.com"
+    admin.register("Firmware QA", email, PASSWORD)
+    admin.login(email, PASSWORD)
+    fw["admin"], fw["url"], fw["ca"] = admin, url, ca
+    site = admin.create_site("Lab", "UTC")
+    fw["device"] = _hand_device(stack, admin, site, tmp_path, version)
+    fw["other"] = _hand_device(stack, admin, site, tmp_path, version)
+    fw["factory"] = version
+
+
+@when(parsers.parse('its administrator rolls out a "{model}" image "{version}" to it'))
+def _roll_out_to_one(fw: dict[str, Any], model: str, version: str) -> None:
+    marker = b"CLEAR-IMAGE-MARKER-" + secrets.token_hex(8).encode()
+    fw["plain"] = virtual_image(model, version) + marker
+    fw["marker"] = marker
+    fw["image"] = fw["admin"].upload_image(model, version, fw["plain"])
+    rollout = fw["admin"].create_rollout(
+        fw["image"]["image_id"], waves=[{"percent": 100}], error_threshold={"count": 2}
+    )
+    fw["rollout"] = fw["admin"].control_rollout(rollout["rollout_id"], "start")
+
+
+@then("the room system receives its firmware command over its command channel")
+def _command(fw: dict[str, Any]) -> None:
+    device: DeviceCredential = fw["device"]
+
+    async def receive() -> dict[str, Any]:
+        async with websockets.connect(_ws(fw["url"]), ssl=device.ssl_context(fw["ca"])) as ws:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return message
+
+    command = asyncio.run(receive())
+    assert command["kind"] == "firmware" and command["payload"]["op"] == "install"
+    fw["command"] = command["payload"]
+
+
+@then("the download it fetches with its certificate does not hold the image in the clear")
+def _ciphertext(fw: dict[str, Any]) -> None:
+    with fw["device"].client(fw["url"], fw["ca"]) as http:
+        response = http.get(fw["command"]["download"])
+    assert response.status_code == 200
+    fw["ciphertext"] = response.content
+    assert fw["marker"] not in response.content
+    assert fw["plain"][:32] not in response.content
+
+
+@then("the key from the command decrypts it to an image signed with the region's release key")
+def _decrypts(fw: dict[str, Any]) -> None:
+    key = base64.b64decode(fw["command"]["key"])
+    download_id = fw["command"]["download"].rsplit("/", 1)[-1]
+    package = firmware.decrypt_download(fw["ciphertext"], key, context=download_id.encode())
+    release = firmware.load_public_key(fw["admin"].release_key().encode())
+    signed = firmware.verify_package(
+        package, release, model="MeetingBoard 86", installed_version=fw["factory"]
+    )
+    assert signed.image == fw["plain"]
+    with pytest.raises(firmware.FirmwareRejected):
+        firmware.decrypt_download(fw["ciphertext"], firmware.new_download_key())
+
+
+@then("another room system's certificate cannot fetch that download")
+def _not_for_others(fw: dict[str, Any]) -> None:
+    with fw["other"].client(fw["url"], fw["ca"]) as http:
+        response = http.get(fw["command"]["download"])
+    assert response.status_code == 404
+    assert response.json()["field"] == "download_id"

@@ -1,0 +1,7 @@
+"""Binds features/media.feature."""
+
+from pytest_bdd import scenarios
+
+from features.steps.media_steps import *  # noqa: F403
+
+scenarios("media.feature")

@@ -1,0 +1,89 @@
+"""Checks of features/dm_operations.feature (DM-05, DM-08, DM-13): health alerts, bulk profile
+pushes over the devices' command channel, and diagnostics bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from roomtrust.comply.checks import check, names_of, require, selected
+
+DIAGNOSIS_FIELDS = frozenset({"device_id", "mac", "ip_address", "logs", "collected_at"})
+
+
+@check("dm_operations")
+def active_alert(alerts: Sequence[Mapping[str, Any]], severity: str, component: str) -> None:
+    """The device's fault is listed as an active alert of the expected severity and component."""
+    require(alerts, "no active alert is listed for the device")
+    first = alerts[0]
+    seen = (first.get("severity"), first.get("component"))
+    require(seen == (severity, component), f"the alert is {seen}, not {(severity, component)}")
+
+
+@check("dm_operations")
+def acknowledged_then_cleared(acknowledged: str | None, cleared: str | None) -> None:
+    """Acknowledging and then clearing the alert moves it to those states."""
+    require(acknowledged == "acknowledged", f"after acknowledge the alert is {acknowledged!r}")
+    require(cleared == "cleared", f"after clear the alert is {cleared!r}")
+
+
+@check("dm_operations")
+def oplog_records(actions: Collection[str], expected: Collection[str]) -> None:
+    """The operation log holds exactly the expected actions on the target."""
+    selected(actions, "operation log entries for the target")
+    require(
+        set(actions) == set(expected),
+        f"the operation log holds {names_of(actions)}, expected {names_of(expected)}",
+    )
+
+
+@check("dm_operations")
+def profile_delivered(
+    pushed_ids: Collection[str],
+    site_ids: Collection[str],
+    received: Mapping[str, Sequence[Mapping[str, Any]]],
+    version: str,
+) -> None:
+    """The push targets exactly the site's devices, and each received the profile once, with
+    its version (`received`: device ID -> messages on its command channel)."""
+    selected(site_ids, "devices at the site")
+    require(
+        sorted(pushed_ids) == sorted(site_ids),
+        f"the push targeted {names_of(pushed_ids)}, the site holds {names_of(site_ids)}",
+    )
+    missing = [d for d in site_ids if len(received.get(d, ())) != 1]
+    require(not missing, f"devices that did not receive the profile exactly once: {missing}")
+    versions = {str(received[d][0].get("payload", {}).get("version")) for d in site_ids}
+    require(versions == {version}, f"the devices received versions {names_of(versions)}")
+
+
+@check("dm_operations")
+def nothing_delivered(received: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Devices outside the push's target receive no command (`received`: device ID -> messages)."""
+    selected(received, "devices outside the target")
+    got = {d: [m.get("kind") for m in msgs] for d, msgs in received.items() if msgs}
+    require(not got, f"devices outside the target received commands: {got}")
+
+
+@check("dm_operations")
+def no_drift(
+    drift_rows: Sequence[Mapping[str, Any]], site_ids: Collection[str], listed_ids: Collection[str]
+) -> None:
+    """No device of the site drifts from its profile, and every one is still listed."""
+    ids = set(selected(site_ids, "devices at the site"))
+    drifting = [r for r in drift_rows if r.get("device_id") in ids]
+    require(not drifting, f"devices drift from the profile: {drifting[:5]}")
+    require(
+        set(listed_ids) == ids,
+        f"the device list misses {names_of(ids - set(listed_ids))} of the site",
+    )
+
+
+@check("dm_operations")
+def diagnosis_fields_only(bundle: Mapping[str, Any]) -> None:
+    """A downloaded diagnostics bundle holds exactly the diagnosis fields of DM-09."""
+    selected(bundle, "fields in the bundle")
+    extra = set(bundle) - DIAGNOSIS_FIELDS
+    missing = DIAGNOSIS_FIELDS - set(bundle)
+    require(not extra, f"the bundle holds fields outside remote diagnosis: {names_of(extra)}")
+    require(not missing, f"the bundle lacks {names_of(missing)}")

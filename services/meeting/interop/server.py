@@ -1,0 +1,377 @@
+"""The interop gateway process: the asyncio driver around `InteropCore` (MT-07).
+
+`python -m services.meeting.interop --region R --home H` runs it on 127.0.0.1 with two listeners,
+both TLS (1.2 or 1.3, ECDHE with AEAD suites: `services.common.tls.server_context`) with a server
+certificate from the region's CA (`<home>/meeting/R/ca`):
+
+- SIP over TLS (`--sip-port`, 5061 in a deployment; dynamic by default);
+- H.225.0 call signaling over TLS (`--h323-port`, 1300 in a deployment, the H.323 secure call
+  signalling port; dynamic by default).
+
+There is no plain TCP or UDP SIP listener and no plain H.225.0 port (1720): the process opens no
+other listening socket. UDP sockets exist only while a call is up, one towards the caller (SRTP)
+and one towards the conference's relay (SRTP).
+
+For each admitted call the gateway signs in to the region's signaling over WSS with the region's
+interop token (`<home>/meeting/R/interop-gateway.token`), the protocol and the caller, and joins
+the conference with the password the caller dialled; the meeting's lobby and password rules and
+its CDR apply as to any participant. The ready file is `<home>/meeting/R/interop/ready.json` with
+`sip_port`, `h323_port`, `host` and `ca_file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from services.common.ca import RegionCA
+from services.common.server import write_ready_file
+from services.common.tls import client_context, server_context
+from services.meeting.interop import core
+from services.meeting.interop.bridge import SrtpBridge
+from services.meeting.relay.files import interop_token, region_directory
+
+log = logging.getLogger("roomtrust.meeting.interop")
+Address = tuple[str, int]
+
+
+def interop_directory(home: Path, region: str) -> Path:
+    return region_directory(home, region) / "interop"
+
+
+def ready_file(home: Path, region: str) -> Path:
+    return interop_directory(home, region) / "ready.json"
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Any) -> None:
+        self.on_datagram = on_datagram
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            self.on_datagram((addr[0], addr[1]), data)
+        except Exception:
+            log.exception("datagram from %s could not be handled", addr)
+
+
+class _Signaling(asyncio.Protocol):
+    """One TLS connection on a listener; bytes go to the core, its actions come back."""
+
+    def __init__(self, gateway: Gateway, protocol: str) -> None:
+        self.gateway = gateway
+        self.protocol = protocol
+        self.conn = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.conn = self.gateway.attach(transport)
+        tls = transport.get_extra_info("ssl_object")
+        peer = transport.get_extra_info("peername") or ("", 0)
+        version = tls.version() if isinstance(tls, ssl.SSLObject) else "none"
+        event = core.Connected(self.conn, self.protocol, (peer[0], peer[1]), version or "")
+        self.gateway.feed(event)
+
+    def data_received(self, data: bytes) -> None:
+        self.gateway.feed(core.DataReceived(self.conn, data))
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gateway.detach(self.conn)
+        self.gateway.feed(core.ConnectionLost(self.conn))
+
+
+@dataclass(eq=False)
+class CallIO:
+    call_id: str
+    caller_side: asyncio.DatagramTransport | None = None
+    conference_side: asyncio.DatagramTransport | None = None
+    bridge: SrtpBridge | None = None
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    ws: Any = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    admitted: bool = False
+
+
+class Gateway:
+    def __init__(self, home: Path, region: str, host: str, sip_port: int) -> None:
+        self.home = home
+        self.region = region
+        self.host = host
+        self.core = core.InteropCore(host, sip_port, secrets.token_bytes)
+        self.transports: dict[int, asyncio.Transport] = {}
+        self.calls: dict[str, CallIO] = {}
+        self.decisions: list[core.Decision] = []
+        self._next = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def attach(self, transport: asyncio.Transport) -> int:
+        self._next += 1
+        self.transports[self._next] = transport
+        return self._next
+
+    def detach(self, conn: int) -> None:
+        self.transports.pop(conn, None)
+
+    def feed(self, event: core.Event) -> None:
+        for action in self.core.handle(event):
+            self._act(action)
+
+    def _act(self, action: core.Action) -> None:
+        if isinstance(action, core.Send):
+            transport = self.transports.get(action.conn)
+            if transport is not None and not transport.is_closing():
+                transport.write(action.data)
+        elif isinstance(action, core.CloseConnection):
+            transport = self.transports.get(action.conn)
+            if transport is not None:
+                transport.close()
+        elif isinstance(action, core.OpenMedia):
+            call = self.calls.setdefault(action.call_id, CallIO(action.call_id))
+            self._spawn(call, self._open_media(call))
+        elif isinstance(action, core.JoinConference):
+            call = self.calls.setdefault(action.call_id, CallIO(action.call_id))
+            self._spawn(call, self._join(call, action))
+        elif isinstance(action, core.StartMedia):
+            self._start_media(action)
+        elif isinstance(action, core.LeaveConference):
+            gone = self.calls.pop(action.call_id, None)
+            if gone is not None:
+                task = asyncio.get_running_loop().create_task(self._hang_up(gone))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        elif isinstance(action, core.Decision):
+            self.decisions.append(action)
+            del self.decisions[:-200]
+            log.info(
+                "%s call %s: %s (%s) %s",
+                action.protocol,
+                action.call_id or "-",
+                action.outcome,
+                action.code,
+                action.reason,
+            )
+
+    @staticmethod
+    def _spawn(call: CallIO, coroutine: Any) -> None:
+        call.tasks.append(asyncio.get_running_loop().create_task(coroutine))
+
+    def _live(self, call: CallIO) -> bool:
+        return self.calls.get(call.call_id) is call
+
+    # -- media ---------------------------------------------------------------------------------
+
+    async def _open_media(self, call: CallIO) -> None:
+        loop = asyncio.get_running_loop()
+        caller_side, _ = await loop.create_datagram_endpoint(
+            lambda: _Udp(lambda a, d: self._from_caller(call, a, d)),
+            local_addr=(self.host, 0),
+        )
+        conference_side, _ = await loop.create_datagram_endpoint(
+            lambda: _Udp(lambda a, d: self._from_conference(call, a, d)),
+            local_addr=(self.host, 0),
+        )
+        if not self._live(call):  # hung up while the ports were opening
+            caller_side.close()
+            conference_side.close()
+            return
+        call.caller_side, call.conference_side = caller_side, conference_side
+        host, port = caller_side.get_extra_info("sockname")[:2]
+        self.feed(core.MediaOpened(call.call_id, host, port))
+
+    def _from_caller(self, call: CallIO, address: Address, data: bytes) -> None:
+        if call.bridge is not None and call.conference_side is not None:
+            for target, out in call.bridge.caller_datagram(address, data):
+                call.conference_side.sendto(out, target)
+
+    def _from_conference(self, call: CallIO, address: Address, data: bytes) -> None:
+        if call.bridge is not None and call.caller_side is not None:
+            now = asyncio.get_running_loop().time()
+            for target, out in call.bridge.conference_datagram(address, data, now):
+                call.caller_side.sendto(out, target)
+
+    def _start_media(self, action: core.StartMedia) -> None:
+        call = self.calls.get(action.call_id)
+        if call is None:
+            return
+        if call.bridge is not None:
+            call.bridge.set_caller_keys(action.from_caller, action.to_caller, action.caller)
+            return
+        call.bridge = SrtpBridge(
+            secrets.randbits(32), action.from_caller, action.to_caller, action.caller
+        )
+        for grant in call.grants:
+            call.bridge.endpoint.handle_message(grant)
+        call.grants.clear()
+
+    # -- the conference ------------------------------------------------------------------------
+
+    def signaling_uri(self) -> tuple[str, Path]:
+        directory = region_directory(self.home, self.region)
+        port = json.loads((directory / "ready.json").read_text())["port"]
+        return f"wss://127.0.0.1:{port}/v1/signaling", directory / "ca" / "ca.pem"
+
+    async def _join(self, call: CallIO, action: core.JoinConference) -> None:
+        try:
+            uri, ca_file = self.signaling_uri()
+            call.ws = await websockets.connect(uri, ssl=client_context(ca_file), close_timeout=2)
+            auth = {
+                "type": "auth",
+                "interop_token": interop_token(self.home, self.region),
+                "protocol": action.protocol,
+                "caller": action.caller,
+                "name": action.display_name,
+            }
+            await call.ws.send(json.dumps(auth))
+            join: dict[str, Any] = {"type": "join", "conference_id": action.conference_id}
+            if action.password is not None:
+                join["password"] = action.password
+            await call.ws.send(json.dumps(join))
+            if not self._live(call):
+                await call.ws.close()
+                return
+        except (OSError, ValueError, websockets.WebSocketException) as exc:
+            self.feed(core.ConferenceAnswer(action.call_id, "refused", "Unavailable", str(exc)))
+            return
+        await self._listen(call)
+
+    async def _listen(self, call: CallIO) -> None:
+        reason = "the meeting's signaling closed"
+        try:
+            async for raw in call.ws:
+                message = json.loads(raw)
+                if not isinstance(message, dict):
+                    continue
+                kind = message.get("type")
+                if kind in ("media.keys", "media.move"):
+                    if call.bridge is not None:
+                        call.bridge.endpoint.handle_message(message)
+                    else:
+                        call.grants.append(message)
+                elif kind == "lobby.waiting":
+                    self.feed(core.ConferenceAnswer(call.call_id, "lobby"))
+                elif kind == "admitted":
+                    call.admitted = True
+                    self.feed(core.ConferenceAnswer(call.call_id, "admitted"))
+                elif kind == "error" and not call.admitted:
+                    error, text = str(message.get("error")), str(message.get("reason") or "")
+                    self.feed(core.ConferenceAnswer(call.call_id, "refused", error, text))
+                    return
+                elif kind == "rejected":
+                    self.feed(core.ConferenceAnswer(call.call_id, "refused", "Rejected", kind))
+                    return
+                elif kind in ("removed", "conference.ended"):
+                    self.feed(core.ConferenceAnswer(call.call_id, "ended", None, kind))
+                    return
+        except (websockets.WebSocketException, OSError, ValueError) as exc:
+            reason = f"signaling: {exc}"
+        self.feed(core.ConferenceAnswer(call.call_id, "ended", "Unavailable", reason))
+
+    async def _hang_up(self, call: CallIO) -> None:
+        current = asyncio.current_task()
+        for task in call.tasks:
+            if task is not current:
+                task.cancel()
+        if call.ws is not None:
+            with contextlib.suppress(Exception):
+                await call.ws.send(json.dumps({"type": "leave"}))
+                await call.ws.close()
+        for transport in (call.caller_side, call.conference_side):
+            if transport is not None:
+                transport.close()
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            await self._hang_up(call)
+        self.calls.clear()
+        for transport in list(self.transports.values()):
+            transport.close()
+
+
+def _tls(home: Path, region: str, host: str) -> tuple[ssl.SSLContext, Path]:
+    directory = interop_directory(home, region)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_dir = region_directory(home, region) / "ca"
+    ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
+    cert, key = ca.issue_server_cert([host, "localhost"])
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    cert_file.write_bytes(cert)
+    key_file.write_bytes(key)
+    key_file.chmod(0o600)
+    return server_context(cert_file, key_file), ca_dir / "ca.pem"
+
+
+async def run_gateway(
+    region: str, home: Path, host: str = "127.0.0.1", sip_port: int = 0, h323_port: int = 0
+) -> None:
+    loop = asyncio.get_running_loop()
+    ctx, ca_file = _tls(home, region, host)
+    ready = ready_file(home, region)
+    ready.unlink(missing_ok=True)
+    holder: list[Gateway] = []
+    sip_server = await loop.create_server(
+        lambda: _Signaling(holder[0], core.SIP), host, sip_port, ssl=ctx
+    )
+    h323_server = await loop.create_server(
+        lambda: _Signaling(holder[0], core.H323), host, h323_port, ssl=ctx
+    )
+    actual_sip = sip_server.sockets[0].getsockname()[1]
+    actual_h323 = h323_server.sockets[0].getsockname()[1]
+    gateway = Gateway(home, region, host, actual_sip)
+    holder.append(gateway)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    interop_token(home, region)  # made now if the region has none yet
+    write_ready_file(
+        ready,
+        actual_sip,
+        {
+            "region": region,
+            "host": host,
+            "sip_port": actual_sip,
+            "h323_port": actual_h323,
+            "ca_file": str(ca_file),
+        },
+    )
+    log.info("interop gateway for %s: SIP TLS %d, H.323 TLS %d", region, actual_sip, actual_h323)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(ready.read_text()).get("pid") == os.getpid():
+                ready.unlink()  # only our own: a newer gateway may have written it since
+        sip_server.close()
+        h323_server.close()
+        await gateway.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="services.meeting.interop")
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--home", type=Path, default=Path(".roomtrust"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--sip-port", type=int, default=0, help="SIP TLS port (0: dynamic)")
+    parser.add_argument("--h323-port", type=int, default=0, help="H.225.0 TLS port (0: dynamic)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log.info("interop gateway pid %d", os.getpid())
+    asyncio.run(
+        run_gateway(args.region, args.home.resolve(), args.host, args.sip_port, args.h323_port)
+    )

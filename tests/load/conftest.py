@@ -1,0 +1,60 @@
+"""Fixtures for the load tests: the two regions a load run talks to (DM us, meeting na) as live
+processes in a temporary home, with the stack.json that `roomtrust load` reads.
+
+Only those two start, at once (not the whole stack): the load tests share two cores with the load
+itself. Locust never runs in this process; the tests start `python -m load` (`roomtrust load`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.local import stack as local_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def load_stack(
+    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
+) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("load-stack").resolve()
+    stack: dict[str, Any] = {"home": str(home), "schema_prefix": schema_prefix, "services": {}}
+
+    def launch(service: str, region: str) -> None:
+        entry = local_stack.launch_region(home, service, region, schema_prefix=schema_prefix)
+        stack["services"].setdefault(service, {})[region] = entry
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(launch, ("dm", "meeting"), ("us", "na")))
+        local_stack.write_stack(home, stack)
+        yield stack
+    finally:
+        for regions in stack["services"].values():
+            for entry in regions.values():
+                local_stack.terminate(entry["pid"])
+
+
+def _roomtrust_load(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "load", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def roomtrust_load() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`roomtrust load ARGS` in its own process (`python -m load` is the same Typer app)."""
+    return _roomtrust_load
