@@ -303,7 +303,7 @@ def decode_event(kind: str, body: Mapping[str, Any]) -> rp.Event:
 
 
 class RolloutEngine:
-    """Drives every rollout of one region. Call its methods only inside `run()`."""
+    """Drives every rollout of one region. Call its methods only inside `run()` or a `job()`."""
 
     def __init__(self, sessions: sessionmaker[Session], region: str) -> None:
         self.sessions = sessions
@@ -334,6 +334,11 @@ class RolloutEngine:
                     raise
                 finally:
                     self._hold.clear()
+                for rollout_id in self._touched:  # finished ones: the journal keeps them
+                    cached = self._planners.get(rollout_id)
+                    if cached is not None and cached[0].state not in ACTIVE_STATES:
+                        del self._planners[rollout_id]
+                        self._considered.pop(rollout_id, None)
                 return result, list(dict.fromkeys(self._notify))
 
         return run
@@ -423,7 +428,11 @@ class RolloutEngine:
     def status_of(self, session: Session, row: Rollout) -> dict[str, Any]:
         image = session.get(FirmwareImage, row.image_id)
         assert image is not None
+        cached = row.id in self._planners
         planner = self._planner(session, row)
+        if not cached and row.state not in ACTIVE_STATES:
+            self._planners.pop(row.id, None)  # a finished rollout, only looked at: keep no copy
+            self._considered.pop(row.id, None)
         waves = [
             {
                 "wave": w.wave,
