@@ -10,13 +10,15 @@ refused, so a typo fails loudly with the path of the bad field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices_virtual.models import CATALOGUE
 from services.common.settings import DM_REGIONS, MEETING_REGIONS
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ScenarioError(ValueError):
@@ -198,16 +200,19 @@ class Scenario(Strict):
         return self
 
 
-def parse_scenario(data: object, source: str = "scenario") -> Scenario:
+def validate_scenario(model: type[M], data: object, source: str) -> M:
+    """Validate scenario data against one of the scenario schemas (fleet, sim, load); the first
+    problem becomes a ScenarioError naming its dotted field."""
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
         raise ScenarioError(source, field, first["msg"]) from None
 
 
-def load_scenario(path: Path | str) -> Scenario:
+def read_scenario_data(path: Path | str) -> dict[str, Any]:
+    """The YAML mapping of a scenario file, or a ScenarioError saying why it cannot be read."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -215,4 +220,14 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioError(str(path), None, f"cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(str(path), None, f"not YAML: {exc}") from None
-    return parse_scenario(data, str(path))
+    if not isinstance(data, dict):
+        raise ScenarioError(str(path), None, "a scenario is a mapping")
+    return data
+
+
+def parse_scenario(data: object, source: str = "scenario") -> Scenario:
+    return validate_scenario(Scenario, data, source)
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    return parse_scenario(read_scenario_data(path), str(path))

@@ -28,10 +28,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from devices_virtual.scenario import Scenario, ScenarioError, Strict
+from devices_virtual.scenario import (
+    Scenario,
+    Strict,
+    read_scenario_data,
+    validate_scenario,
+)
 from load.kinds import TASKS, USER_KINDS, UserKind
 
 
@@ -130,25 +134,7 @@ class LoadScenario(Scenario):
 
 
 def parse_load_scenario(data: Any, source: str = "scenario") -> LoadScenario:
-    try:
-        return LoadScenario.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ScenarioError(source, field, first["msg"]) from None
-
-
-def read_scenario_data(path: Path | str) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ScenarioError(str(path), None, f"cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(str(path), None, f"not YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(str(path), None, "a scenario is a mapping")
-    return data
+    return validate_scenario(LoadScenario, data, source)
 
 
 def load_load_scenario(path: Path | str) -> LoadScenario:

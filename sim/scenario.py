@@ -18,10 +18,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from devices_virtual.scenario import EnrollPhase, Scenario, ScenarioError, Strict
+from devices_virtual.scenario import (
+    EnrollPhase,
+    Scenario,
+    ScenarioError,
+    Strict,
+    read_scenario_data,
+    validate_scenario,
+)
 from services.common.settings import DM_REGIONS, MEETING_REGIONS
 from sim.service import Calibration, ServiceTime, load_calibration
 
@@ -211,25 +217,10 @@ class SimScenario(Scenario):
 
 
 def parse_sim_scenario(data: Any, source: str = "scenario") -> SimScenario:
-    try:
-        return SimScenario.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ScenarioError(source, field, first["msg"]) from None
+    return validate_scenario(SimScenario, data, source)
 
 
-def read_data(path: Path | str) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ScenarioError(str(path), None, f"cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(str(path), None, f"not YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(str(path), None, "a scenario is a mapping")
-    return data
+read_data = read_scenario_data
 
 
 def load_sim_scenario(path: Path | str) -> SimScenario:
