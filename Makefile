@@ -23,7 +23,7 @@ demo: venv
 	$(VENV)/bin/roomtrust demo
 
 test: venv
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 fuzz: venv
 	ROOMTRUST_FUZZ_EXAMPLES=100 $(VENV)/bin/pytest -q --timeout=3600 tests/meeting/test_meeting_fuzz.py

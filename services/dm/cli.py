@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,20 @@ EMAIL = typer.Option(..., "--email", envvar="ROOMTRUST_ADMIN_EMAIL")
 PASSWORD = typer.Option(..., "--password", envvar="ROOMTRUST_ADMIN_PASSWORD", hide_input=True)
 
 
-def admin_session(home: Path, region: str, email: str, password: str) -> DmAdmin:
+@contextmanager
+def admin_session(home: Path, region: str, email: str, password: str) -> Iterator[DmAdmin]:
+    """A logged-in administrator of a region; a refusal from the region, the login's included,
+    is printed with its status, field and reason and ends the command with exit code 1."""
     info = read_stack(home.resolve())["services"]["dm"][region]
-    admin = DmAdmin(info["url"], info["ca_file"])
-    admin.login(email, password)
-    return admin
+    try:
+        with DmAdmin(info["url"], info["ca_file"]) as admin:
+            admin.login(email, password)
+            yield admin
+    except DmError as exc:
+        typer.echo(
+            f"refused ({exc.status}): {exc.body.get('field')}: {exc.body.get('reason')}", err=True
+        )
+        raise typer.Exit(1) from exc
 
 
 def parse_value(text: str) -> Any:
@@ -42,13 +53,6 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def fail(exc: DmError) -> typer.Exit:
-    typer.echo(
-        f"refused ({exc.status}): {exc.body.get('field')}: {exc.body.get('reason')}", err=True
-    )
-    return typer.Exit(1)
 
 
 @config_app.command("push")
@@ -67,13 +71,8 @@ def config_push(
     pairs = dict(item.split("=", 1) for item in values if "=" in item)
     target = {k: v for k, v in {"site_id": site, "model": model, "tag": tag}.items() if v}
     with admin_session(home, region, email, password) as admin:
-        try:
-            profile = admin.create_profile(
-                name, {k: parse_value(v) for k, v in pairs.items()}, target
-            )
-            result = admin.push_profile(profile["profile_id"])
-        except DmError as exc:
-            raise fail(exc) from exc
+        profile = admin.create_profile(name, {k: parse_value(v) for k, v in pairs.items()}, target)
+        result = admin.push_profile(profile["profile_id"])
     typer.echo(
         f"{name}@{profile['version']}: {result['devices']} device(s) targeted, "
         f"{result['delivered_now']} online now; the rest receive it when they reconnect"
@@ -90,10 +89,7 @@ def diag_request(
 ) -> None:
     """Ask a device for a diagnostics bundle over its command channel."""
     with admin_session(home, region, email, password) as admin:
-        try:
-            result = admin.request_diagnostics(device_id)
-        except DmError as exc:
-            raise fail(exc) from exc
+        result = admin.request_diagnostics(device_id)
     typer.echo(f"command {result['command_id']} queued (delivered now: {result['delivered_now']})")
 
 
@@ -108,10 +104,7 @@ def diag_fetch(
 ) -> None:
     """Download a diagnostics bundle (administrators of the device's enterprise only)."""
     with admin_session(home, region, email, password) as admin:
-        try:
-            data = admin.fetch_diagnostics(bundle_id)
-        except DmError as exc:
-            raise fail(exc) from exc
+        data = admin.fetch_diagnostics(bundle_id)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"diagnostics-{bundle_id}.json"
     path.write_bytes(data)
@@ -187,10 +180,7 @@ def rollout_upload(
 ) -> None:
     """Add an image to the catalogue; the region signs it with its release key."""
     with admin_session(home, region, email, password) as admin:
-        try:
-            result = admin.upload_image(model, version, image.read_bytes())
-        except DmError as exc:
-            raise fail(exc) from exc
+        result = admin.upload_image(model, version, image.read_bytes())
     typer.echo(
         f"image {result['image_id']}: {result['model']} {result['version']}, "
         f"{result['size']} bytes, signed ({result['signature']})"
@@ -249,82 +239,40 @@ def rollout_create(
     if name:
         plan["name"] = name
     with admin_session(home, region, email, password) as admin:
-        try:
-            status = admin.create_rollout(image_id, **plan)
-            if start:
-                status = admin.control_rollout(status["rollout_id"], "start")
-        except DmError as exc:
-            raise fail(exc) from exc
+        status = admin.create_rollout(image_id, **plan)
+        if start:
+            status = admin.control_rollout(status["rollout_id"], "start")
     typer.echo(render_status(status))
 
 
-def _control(op: str, rollout_id: str, region: str, home: Path, email: str, password: str) -> None:
-    with admin_session(home, region, email, password) as admin:
-        try:
+ROLLOUT_CONTROLS = {
+    "start": "Start a created rollout: its first wave begins.",
+    "pause": "Pause: nothing new starts; updates already running finish.",
+    "resume": "Resume a paused rollout, accepting the failures so far.",
+    "abort": "Abort: every device still waiting is cancelled.",
+    "rollback": "Send every device that installed the new version back to the version it ran before.",
+}
+
+
+def _register_control(op: str, help_text: str) -> None:
+    """One `roomtrust rollout <op> ROLLOUT_ID` command per control operation of the admin API."""
+
+    def control(
+        rollout_id: str,
+        region: str = REGION,
+        home: Path = HOME,
+        email: str = EMAIL,
+        password: str = PASSWORD,
+    ) -> None:
+        with admin_session(home, region, email, password) as admin:
             status = admin.control_rollout(rollout_id, op)
-        except DmError as exc:
-            raise fail(exc) from exc
-    typer.echo(render_status(status))
+        typer.echo(render_status(status))
+
+    rollout_app.command(op, help=help_text)(control)
 
 
-@rollout_app.command("start")
-def rollout_start(
-    rollout_id: str,
-    region: str = REGION,
-    home: Path = HOME,
-    email: str = EMAIL,
-    password: str = PASSWORD,
-) -> None:
-    """Start a created rollout: its first wave begins."""
-    _control("start", rollout_id, region, home, email, password)
-
-
-@rollout_app.command("pause")
-def rollout_pause(
-    rollout_id: str,
-    region: str = REGION,
-    home: Path = HOME,
-    email: str = EMAIL,
-    password: str = PASSWORD,
-) -> None:
-    """Pause: nothing new starts; updates already running finish."""
-    _control("pause", rollout_id, region, home, email, password)
-
-
-@rollout_app.command("resume")
-def rollout_resume(
-    rollout_id: str,
-    region: str = REGION,
-    home: Path = HOME,
-    email: str = EMAIL,
-    password: str = PASSWORD,
-) -> None:
-    """Resume a paused rollout, accepting the failures so far."""
-    _control("resume", rollout_id, region, home, email, password)
-
-
-@rollout_app.command("abort")
-def rollout_abort(
-    rollout_id: str,
-    region: str = REGION,
-    home: Path = HOME,
-    email: str = EMAIL,
-    password: str = PASSWORD,
-) -> None:
-    """Abort: every device still waiting is cancelled."""
-    _control("abort", rollout_id, region, home, email, password)
-
-
-@rollout_app.command("rollback")
-def rollout_rollback(
-    rollout_id: str,
-    region: str = REGION,
-    home: Path = HOME,
-    email: str = EMAIL,
-    password: str = PASSWORD,
-) -> None:
-    """Send every device that installed the new version back to the version it ran before."""
-    _control("rollback", rollout_id, region, home, email, password)
+for _op, _help in ROLLOUT_CONTROLS.items():
+    _register_control(_op, _help)
 
 
 @rollout_app.command("status")
@@ -340,10 +288,7 @@ def rollout_status(
     """Show a rollout's state and its progress per wave."""
     with admin_session(home, region, email, password) as admin:
         while True:
-            try:
-                status = admin.rollout(rollout_id)
-            except DmError as exc:
-                raise fail(exc) from exc
+            status = admin.rollout(rollout_id)
             typer.echo(render_status(status))
             if not watch or status["state"] != "running":
                 return
