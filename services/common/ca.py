@@ -176,6 +176,16 @@ class RegionCA:
         )
         return cert_pem(cert), key_pem(key)
 
+    def write_server_files(self, directory: Path, hosts: list[str]) -> tuple[Path, Path]:
+        """Issue a server certificate and write it as `server.pem` and `server.key` (mode 0600)
+        in `directory`; returns their paths."""
+        cert, key = self.issue_server_cert(hosts)
+        cert_file, key_file = directory / "server.pem", directory / "server.key"
+        cert_file.write_bytes(cert)
+        key_file.write_bytes(key)
+        key_file.chmod(0o600)
+        return cert_file, key_file
+
     def sign_client_csr(
         self, csr: x509.CertificateSigningRequest, now: dt.datetime | None = None
     ) -> x509.Certificate:

@@ -77,12 +77,7 @@ def open_region(
 
 
 def server_files(runtime: RegionRuntime) -> tuple[Path, Path]:
-    cert, key = runtime.ca.issue_server_cert(["127.0.0.1", "localhost"])
-    cert_file, key_file = runtime.directory / "server.pem", runtime.directory / "server.key"
-    cert_file.write_bytes(cert)
-    key_file.write_bytes(key)
-    key_file.chmod(0o600)
-    return cert_file, key_file
+    return runtime.ca.write_server_files(runtime.directory, ["127.0.0.1", "localhost"])
 
 
 def run_region(

@@ -51,6 +51,17 @@ def write_ready_file(path: Path, port: int, extra: dict[str, Any] | None = None)
     tmp.replace(path)
 
 
+async def start_serving(server: uvicorn.Server, sock: socket.socket) -> asyncio.Task[None]:
+    """Start `server` on `sock`; returns its task once it accepts connections, and raises what
+    stopped it if it ended before that."""
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return task
+
+
 async def serve(
     app: Any,
     ctx: ssl.SSLContext,
@@ -59,11 +70,7 @@ async def serve(
     log_level: str = "warning",
 ) -> None:
     server = make_server(app, ctx, log_level)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    task = await start_serving(server, sock)
     if ready_file is not None:
         write_ready_file(ready_file, sock.getsockname()[1])
     await task

@@ -308,11 +308,7 @@ def _tls(home: Path, region: str, host: str) -> tuple[ssl.SSLContext, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     ca_dir = region_directory(home, region) / "ca"
     ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
-    cert, key = ca.issue_server_cert([host, "localhost"])
-    cert_file, key_file = directory / "server.pem", directory / "server.key"
-    cert_file.write_bytes(cert)
-    key_file.write_bytes(key)
-    key_file.chmod(0o600)
+    cert_file, key_file = ca.write_server_files(directory, [host, "localhost"])
     return server_context(cert_file, key_file), ca_dir / "ca.pem"
 
 

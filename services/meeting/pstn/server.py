@@ -38,7 +38,7 @@ from media_core.endpoint import Outbound
 from services.common.api import bearer_token, install_error_handlers
 from services.common.ca import RegionCA
 from services.common.errors import NotFound, Unauthenticated
-from services.common.server import bind_socket, make_server, write_ready_file
+from services.common.server import bind_socket, make_server, start_serving, write_ready_file
 from services.common.tls import client_context, server_context
 from services.meeting.pstn.bridge import PstnBridge
 from services.meeting.relay.files import pstn_token, region_directory
@@ -277,21 +277,13 @@ async def run_gateway(region: str, home: Path, host: str = "127.0.0.1", port: in
     ready.unlink(missing_ok=True)
     ca_dir = region_directory(home, region) / "ca"
     ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
-    cert, key = ca.issue_server_cert([host, "localhost"])
-    cert_file, key_file = directory / "server.pem", directory / "server.key"
-    cert_file.write_bytes(cert)
-    key_file.write_bytes(key)
-    key_file.chmod(0o600)
+    cert_file, key_file = ca.write_server_files(directory, [host, "localhost"])
     gateway = Gateway(home, region)
     sock = bind_socket(host, port)
     app = build_trunk_app(gateway, pstn_token(home, region))
     server = make_server(app, server_context(cert_file, key_file))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        task = await start_serving(server, sock)
         control_port = sock.getsockname()[1]
         write_ready_file(
             ready,

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from media_core.relay_core import Address, RelayCore
 from services.common.ca import RegionCA
-from services.common.server import bind_socket, make_server, write_ready_file
+from services.common.server import bind_socket, make_server, start_serving, write_ready_file
 from services.common.tls import server_context
 from services.meeting.relay.control import RelayState, build_control_app
 from services.meeting.relay.files import control_token, region_directory, relay_directory
@@ -76,11 +76,7 @@ async def run_relay(
     ready.unlink(missing_ok=True)
     ca_dir = region_directory(home, region) / "ca"
     ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
-    cert, key = ca.issue_server_cert([host, "localhost"])
-    cert_file, key_file = directory / "server.pem", directory / "server.key"
-    cert_file.write_bytes(cert)
-    key_file.write_bytes(key)
-    key_file.chmod(0o600)
+    cert_file, key_file = ca.write_server_files(directory, [host, "localhost"])
 
     loop = asyncio.get_running_loop()
     udp = media_socket(host, media_port)
@@ -104,12 +100,8 @@ async def run_relay(
         handle_exit(sig, frame)
 
     server.handle_exit = stop_heartbeats  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve(sockets=[control_sock]))
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        task = await start_serving(server, control_sock)
         control_port = control_sock.getsockname()[1]
         write_ready_file(
             ready,
