@@ -30,12 +30,13 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, Side, State
 from websockets.uri import parse_uri
 
 READ_SIZE = 16 * 1024  # one TLS record at most
 ABNORMAL_CLOSURE = 1006
 USER_AGENT = "roomtrust-virtual-device"
+_MAX_HEAD = 64 * 1024  # an opening-handshake response head larger than this is refused
 
 _WOULD_BLOCK_READ = (ssl.SSLWantReadError, BlockingIOError, InterruptedError)
 _WOULD_BLOCK_WRITE = (ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
@@ -316,40 +317,57 @@ class Channel:
         max_size: int = 1 << 20,
     ) -> None:
         self._stream = stream
-        self._proto = ClientProtocol(parse_uri(url), max_size=max_size)
+        self._proto: Protocol = ClientProtocol(parse_uri(url), max_size=max_size)
         self._on_message = on_message
         self._on_close = on_close
         self._parts: list[bytes] | None = None  # a fragmented message being put together
         self.open = False
 
     async def handshake(self) -> None:
-        """Send the upgrade request and wait for the answer; raise `ChannelRefused` on a refusal."""
-        proto = self._proto
-        proto.send_request(proto.connect())
-        await self._stream.send_all(b"".join(proto.data_to_send()))
-        pending: list[Any] = []
+        """Send the upgrade request and wait for the answer; raise `ChannelRefused` on a refusal.
+
+        `ClientProtocol` checks the opening handshake; the open channel then runs on a bare
+        client-side `Protocol`, because `ClientProtocol` keeps the parsed response (its headers)
+        alive for as long as the connection lasts. The response's head is fed to it alone, so
+        any frame that came right behind it goes to the frame parser, whole."""
+        opening = self._proto
+        assert isinstance(opening, ClientProtocol)
+        opening.send_request(opening.connect())
+        await self._stream.send_all(b"".join(opening.data_to_send()))
+        head, rest = bytearray(), b""
+        in_body = False  # the head has been fed; what follows belongs to a refusal's body
         while True:
             data = await self._stream.recv()
-            if data:
-                proto.receive_data(data)
+            if not data:
+                opening.receive_eof()
+            elif in_body:
+                opening.receive_data(data)
             else:
-                proto.receive_eof()
-            events = proto.events_received()
-            response = next((e for e in events if isinstance(e, Response)), None)
-            if response is not None:
-                pending = [e for e in events if not isinstance(e, Response)]
+                head += data
+                end = head.find(b"\r\n\r\n")
+                if end < 0 and len(head) <= _MAX_HEAD:
+                    continue
+                cut = len(head) if end < 0 else end + 4
+                opening.receive_data(bytes(head[:cut]))
+                rest, in_body = bytes(head[cut:]), True
+                if opening.state is not State.OPEN:  # a refusal: its body follows the head
+                    opening.receive_data(rest)
+                    rest = b""
+            if any(isinstance(e, Response) for e in opening.events_received()):
                 break
             if not data:
                 raise ConnectionResetError("connection closed during the WebSocket handshake")
-        exc = proto.handshake_exc
+        exc = opening.handshake_exc
         if exc is not None:
             self._stream.close()
             if isinstance(exc, InvalidStatus):
                 raise ChannelRefused(exc.response.status_code)
             raise exc
+        self._proto = Protocol(Side.CLIENT, state=State.OPEN, max_size=opening.max_message_size)
         self.open = True
         self._stream.start_reading(self._received, self._eof)
-        self._handle(pending)
+        if rest:
+            self._received(rest)
 
     def send_text(self, text: str) -> None:
         if self.open and self._proto.state is State.OPEN:

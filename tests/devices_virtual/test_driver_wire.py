@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.utils import accept_key
 
 from devices_virtual.driver.io import TimerHeap
 from devices_virtual.driver.wire import (
@@ -194,6 +195,50 @@ async def test_a_refused_channel_and_a_local_close(
     channel.close()
     await asyncio.sleep(0.05)
     assert stream.closed and calls == []
+
+
+async def test_frames_right_behind_the_upgrade_answer_reach_the_channel(
+    pki: dict[str, Path],
+) -> None:
+    """A server may send its first frames in the same TLS record as its 101 answer: the
+    message is delivered and the ping answered, by the frame parser that runs the open channel."""
+    pong: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        key = next(
+            v for k, _, v in (h.partition(": ") for h in head) if k.lower() == "sec-websocket-key"
+        )
+        text = json.dumps({"type": "command", "kind": "diagnostics"}).encode()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
+            + bytes([0x81, len(text)])
+            + text
+            + bytes([0x89, 4])
+            + b"ping"
+        )
+        await writer.drain()
+        first, second = await reader.readexactly(2)
+        mask = await reader.readexactly(4)
+        data = await reader.readexactly(second & 0x7F)
+        pong.set_result(bytes([first]) + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=_server_ctx(pki))
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    stream = await Stream.open(loop, "127.0.0.1", port, _device_ctx(pki), "127.0.0.1")
+    messages: list[str] = []
+    channel = Channel(stream, f"wss://127.0.0.1:{port}/", messages.append, lambda _c: None)
+    await channel.handshake()
+    try:
+        assert await asyncio.wait_for(pong, 5) == bytes([0x8A]) + b"ping"
+        assert [json.loads(m) for m in messages] == [{"type": "command", "kind": "diagnostics"}]
+    finally:
+        channel.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_timers_share_one_heap_and_fire_in_order() -> None:
