@@ -25,7 +25,7 @@ divided by the floor is what the rest of the driver (agent, WebSocket state, tim
 Every heartbeat opens a fresh mutual-TLS connection (a full handshake on both sides); the CPU the
 driver and the DM regions spend in the idle period is reported per heartbeat.
 
-Goals (issue 4): >= 5,000 devices per process and >= 10,000 devices per GB.
+Goals: >= 5,000 devices per process and >= 10,000 devices per GB.
 """
 
 from __future__ import annotations

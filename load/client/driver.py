@@ -243,24 +243,44 @@ class _Driven:
 
     def _open(
         self,
+        name: str,
         url: str,
         tls: TlsIdentity | None,
         bearer: str | None,
         on_message: Callable[[str], None],
         on_close: Callable[[_Link, int], None],
-    ) -> Socket:
-        """Open a socket; raises TransportError. Its close is reported with its own link, so a
-        late close of an old socket is told apart from the current one's."""
+    ) -> TransportError | None:
+        """Open a socket and report it under `name`; returns the error if it could not open. Its
+        close is reported with its own link, so a late close of an old socket is told apart from
+        the current one's."""
         link = _Link()
-        socket = self.network.websocket(
-            url,
-            tls=tls,
-            bearer=bearer,
-            on_message=on_message,
-            on_close=lambda code: on_close(link, code),
-        )
+        started = time.perf_counter()
+        try:
+            socket = self.network.websocket(
+                url,
+                tls=tls,
+                bearer=bearer,
+                on_message=on_message,
+                on_close=lambda code: on_close(link, code),
+            )
+        except TransportError as exc:
+            self.report(WSS_OPEN, name, started, 0, exc)
+            return exc
         self.socket, self._link = socket, link
-        return socket
+        self.report(WSS_OPEN, name, started)
+        return None
+
+    def _decode(self, raw: str) -> tuple[str, dict[str, Any]] | None:
+        """A server message as (type, message); one that is not JSON is reported as a failure,
+        and one that is not an object is ignored."""
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self.report(WSS_RECV, self.name("invalid message"), None, len(raw), ValueError(raw))
+            return None
+        if not isinstance(message, dict):
+            return None
+        return str(message.get("type")), message
 
     def _forget_link(self, link: _Link) -> bool:
         """The socket of `link` closed: True if it was the current one and not closed here."""
@@ -426,25 +446,16 @@ class DeviceDriver(_Driven):
             self.report(WSS_OPEN, name, None, 0, TransportError("no device certificate"))
             self.feed(ChannelClosed(self.clock(), 1006))
             return
-        started = time.perf_counter()
-        try:
-            self._open(action.url, self.tls, None, self._channel_message, self._channel_closed)
-        except TransportError as exc:
-            self.report(WSS_OPEN, name, started, 0, exc)
-            self.feed(ChannelClosed(self.clock(), exc.code))
-            return
-        self.report(WSS_OPEN, name, started)
-        self.feed(ChannelOpened(self.clock()))
+        error = self._open(
+            name, action.url, self.tls, None, self._channel_message, self._channel_closed
+        )
+        self.feed(ChannelClosed(self.clock(), error.code) if error else ChannelOpened(self.clock()))
 
     def _channel_message(self, raw: str) -> None:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            self.report(WSS_RECV, self.name("invalid message"), None, len(raw), ValueError(raw))
+        decoded = self._decode(raw)
+        if decoded is None:
             return
-        if not isinstance(message, dict):
-            return
-        kind = str(message.get("type"))
+        kind, message = decoded
         self.report(WSS_RECV, self.name(kind), None, len(raw))
         self.statuses[f"received:{kind}"] += 1
         self.feed(ChannelMessage(self.clock(), message))
@@ -530,26 +541,15 @@ class MeetingDriver(_Driven):
 
     def _open_socket(self, action: OpenSocket) -> None:
         name = self.name("signaling")
-        started = time.perf_counter()
         tls = self.tls if action.token is None else None
-        try:
-            self._open(action.url, tls, action.token, self._message, self._closed)
-        except TransportError as exc:
-            self.report(WSS_OPEN, name, started, 0, exc)
-            self.feed(SocketClosed(self.clock(), exc.code))
-            return
-        self.report(WSS_OPEN, name, started)
-        self.feed(SocketOpened(self.clock()))
+        error = self._open(name, action.url, tls, action.token, self._message, self._closed)
+        self.feed(SocketClosed(self.clock(), error.code) if error else SocketOpened(self.clock()))
 
     def _message(self, raw: str) -> None:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            self.report(WSS_RECV, self.name("invalid message"), None, len(raw), ValueError(raw))
+        decoded = self._decode(raw)
+        if decoded is None:
             return
-        if not isinstance(message, dict):
-            return
-        kind = str(message.get("type"))
+        kind, message = decoded
         error = ServerMessageError(str(message.get("reason"))) if kind == "error" else None
         self.report(WSS_RECV, self.name(kind), None, len(raw), error)
         self.statuses[f"received:{kind}"] += 1

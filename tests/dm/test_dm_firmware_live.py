@@ -165,7 +165,7 @@ def plant_bad_signature(stack: dict[str, Any], image_id: str) -> None:
 def test_a_rollout_to_300_devices_completes_in_waves_and_a_planted_bad_signature_pauses_the_next(
     live_stack: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Item 1 of issue 6: 300 real virtual devices (mTLS), three waves; then an image whose
+    """300 real virtual devices (mTLS), three waves; then an image whose
     signature was tampered with in the store: every device it reaches refuses it, the rollout
     pauses at its error threshold, and no device leaves its good version."""
 

@@ -2,9 +2,9 @@
 the test moves (`manual_region`): real TLS, a real store, real virtual devices.
 
 - A rollout with a maintenance window updates each site only inside the window, read in the
-  site's own time zone (item 3 of issue 6; DM-05).
+  site's own time zone (DM-05).
 - A diagnostics bundle is downloadable by its enterprise's administrators only, and is gone after
-  180 days (item 5; DM-05, DM-08).
+  180 days (DM-05, DM-08).
 """
 
 from __future__ import annotations
