@@ -1,31 +1,96 @@
-"""M/M/c/c and M/M/c queues in SimPy, for validating the simulator against Erlang B and C.
+"""M/M/c/c and M/M/c queues in SimPy, validated against Erlang B (blocking) and Erlang C (mean wait).
 
-Arrivals come from one SimPy process; a departure is a timeout event with a callback rather than a
-process per customer (a process per customer costs far more, see the design notes). Arrivals after
-the horizon stop, and the run continues until every measured customer has been served, so each
-measured wait is complete. Customers arriving before the warm-up time are not measured.
+The models: arrivals come from one SimPy process; a departure is a timeout event with a callback
+rather than a process per customer (a process per customer costs far more, see the design notes).
+Arrivals after the horizon stop, and the run continues until every measured customer has been
+served, so each measured wait is complete. Customers arriving before the warm-up time are not
+measured. Time is in mean service times (mu = 1); `load` is the per-server utilisation
+lambda / (c mu).
 
-Time is in mean service times (mu = 1); `load` is the per-server utilisation lambda / (c mu).
+The validation (`validate_grid`, `validate_point`, `roomtrust sim validate`):
+- Start state. Each replication STARTS FROM THE STATIONARY DISTRIBUTION of the number in system
+  (`stationary_occupancy`: truncated Poisson for M/M/c/c; for M/M/c, Erlang C decides whether all
+  servers are busy, then a geometric queue). With exponential service the residual service times
+  are fresh exponentials, so the model as specified is in steady state from time 0 and no
+  initialisation bias remains; a warm-up is still deleted (10 service times for the loss system,
+  the larger of that and three relaxation times 1 / (sqrt(c) - sqrt(a))^2 for the delay queue),
+  so that a model whose dynamics differ from the one the start state assumes drifts away from it
+  before measurement begins. `start="empty"` starts empty instead (the negative test shows that an
+  empty start without warm-up at load 0.95 is caught).
+- Diagnosis behind the run lengths. Measured over 600 replications each, the earlier plans (runs of
+  a few thousand customers, empty start) had no significant initialisation bias at their worst
+  points (mean within 1.5 standard errors of Erlang C at c = 150, loads 0.8, 0.85 and 0.95,
+  and at c = 5, load 0.95), but the replication means of the mean wait were strongly skewed (skewness 7 at
+  c = 150, loads 0.8 and 0.85) and only 80-90% of the 95% t intervals held: too few independent
+  waiting episodes per replication (about 16 there; waits come in rare bursts at large c and
+  moderate load). The misses were under-coverage, not bias.
+- Run length, sized by episodes. An episode starts each time all servers become busy (c - 1 -> c;
+  rate c B for M/M/c/c, c C (1 - rho) for M/M/c, `episode_rate`); each brings a burst of blocked or
+  waiting customers, and at large c episodes also cluster. A replication runs for `EPISODES`
+  expected episodes (at least 20,000 customers; a delay queue also at least 50 relaxation times),
+  capped at `MAX_CUSTOMERS` arrivals. Measured at 9,000-10,000 episodes per replication, the
+  replication skewness was 0.1 (c = 5, load 0.95), 0.4 (c = 150, load 0.85) and 0.8 (c = 150,
+  load 0.95); on the full grid (seed 2024) it stays within +-1.1.
+- Points that cannot be resolved. A point that cannot expect `MIN_EPISODES` episodes per
+  replication within the cap (with the defaults: c = 150 at loads up to 0.8 and c = 50 up to 0.65,
+  both models; Erlang B is 1e-14 at c = 150, load 0.5) is NOT TESTED: a t interval
+  over replications that saw a handful of bursts means little. It is reported with the
+  Clopper-Pearson interval of its pooled blocked (or waiting) fraction against Erlang B (or C),
+  labelled as such: that interval treats customers as independent, which bursts make false, so it
+  is for orientation only and not part of the verdict.
+- Intervals. 30 independent replications per point (`MIN_REPLICATIONS`), each on its own seed
+  stream spawned from the point's key; one estimate per replication (the blocked fraction; the
+  mean wait of the measured customers) and a two-sided Student-t interval on those estimates with
+  R - 1 degrees of freedom.
+- Verdict. k tested intervals at 95% each miss about 0.05 k of them by chance, so "every 95%
+  interval holds" is no sound criterion. The verdict is family-wise: every tested point's interval
+  at the Bonferroni level 1 - 0.05 / k must hold its exact value, which is a 95% simultaneous
+  confidence statement over the grid. The per-point 95% intervals are reported beside it, with
+  the number that miss against the 0.05 k expected.
+- The queue the capacity models use. `server_pool=True` (`roomtrust sim validate --server-pool`)
+  runs the delay points on `sim.service.ServerPool` instead of this module's own FIFO queue. The
+  default grid does not: ServerPool fires an extra SimPy event per request and costs about 2.3
+  times as much per customer (217k against 500k customers per second measured on one core), which
+  would halve the episodes the grid affords in its time budget. On the same seed streams the two
+  queues give the same waits (to rounding), and the test subset validates ServerPool at c = 15,
+  load 0.8, and fails it when its servers are 5% slow.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import simpy
+from scipy import stats as sps
 
 from sim.erlang import erlang_b, erlang_c, erlang_c_mean_wait
+from sim.service import ServerPool
 from sim.stats import Interval, proportion_interval, t_interval
 
 LOSS = "mmcc"
 DELAY = "mmc"
 MODELS = (LOSS, DELAY)
+LEVEL = 0.95
+MIN_REPLICATIONS = 30
+STATIONARY, EMPTY = "stationary", "empty"
+STARTS = (STATIONARY, EMPTY)
+EPISODES = 5_000.0
+MIN_EPISODES = 2_500.0
+MAX_CUSTOMERS = 1_000_000
+CHUNK = 5  # replications per executor task: fewer, larger tasks
+GRID_SERVERS = (5, 15, 50, 150)
+GRID_LOADS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def event_probability(model: str, c: int, load: float) -> float:
+    """The exact probability of the event the value is made of: blocked (B) or waiting (C)."""
+    return erlang_b(c, load * c) if model == LOSS else erlang_c(c, load * c)
 
 
 class ExpDraws:
@@ -48,32 +113,61 @@ class RunLength:
     horizon: float
 
 
+def relaxation_time(c: int, load: float) -> float:
+    """The relaxation time of an M/M/c queue, 1 / (sqrt(c mu) - sqrt(lambda))^2 with mu = 1."""
+    return 1.0 / (math.sqrt(c) - math.sqrt(load * c)) ** 2
+
+
+def episode_rate(model: str, c: int, load: float) -> float:
+    """Expected episodes per service time: entries into the all-servers-busy state (c - 1 -> c).
+
+    An entry starts a run of blocked (loss) or waiting (delay) customers; the rate is
+    lambda pi(c - 1) = c pi(c), with pi(c) = B for M/M/c/c and C (1 - rho) for M/M/c.
+    """
+    a = load * c
+    if model == LOSS:
+        return c * erlang_b(c, a)
+    return c * erlang_c(c, a) * (1 - load)
+
+
 def run_length(
     model: str,
     c: int,
     load: float,
+    episodes: float = EPISODES,
     customers: int = 20_000,
-    rare_events: int = 200,
-    stretch: int = 50,
+    max_customers: int = MAX_CUSTOMERS,
+    relaxations: float = 50.0,
+    min_episodes: float = MIN_EPISODES,
+    warmup: float | None = None,
 ) -> RunLength:
-    """Warm-up and horizon (in service times) for one replication.
+    """Warm-up and horizon (in service times) of one replication.
 
-    A loss system forgets its start within a few service times. A delay queue relaxes on the scale
-    1 / (sqrt(c) - sqrt(a))^2, which grows sharply as the load nears 1; the run covers at least 40
-    of those so replication means are close to normal, and warm-up deletes the first 5. When
-    blocking (or waiting) is rare, the run is stretched so that about `rare_events` measured
-    customers are expected to block (or wait), capped at `stretch` times `customers`.
+    The measured stretch is long enough for `episodes` expected all-busy episodes (see
+    `episode_rate`), at least `customers` arrivals and, for a delay queue, `relaxations` relaxation
+    times, but never more than `max_customers` arrivals. A point that cannot expect
+    `min_episodes` within that cap is not resolvable: it gets a run of `customers` arrivals and is
+    reported, not tested. The warm-up is 10 service times (loss: occupancy
+    forgets its start as e^-t) or the larger of that and three relaxation times (delay), unless
+    `warmup` is given. The plan
+    uses the Erlang value only to decide how long to run, as one sizes any validation run.
     """
     a = load * c
-    p_event = erlang_b(c, a) if model == LOSS else erlang_c(c, a)
-    if p_event > 0:
-        customers = int(min(stretch * customers, max(customers, rare_events / p_event)))
-    if model == LOSS:
-        warmup = 10.0
-        return RunLength(warmup, warmup + customers / a)
-    relax = 1.0 / (math.sqrt(c) - math.sqrt(a)) ** 2
-    warmup = max(10.0, 5 * relax)
-    return RunLength(warmup, warmup + max(customers / a, 40 * relax))
+    rate = episode_rate(model, c, load)
+    measured = max(episodes / rate, customers / a)
+    if model == DELAY:
+        measured = max(measured, relaxations * relaxation_time(c, load))
+    measured = min(measured, max(max_customers, customers) / a)
+    if rate * measured < min_episodes:
+        measured = customers / a  # not resolvable within the cap: report it from a short run
+    if warmup is None:
+        warmup = 10.0 if model == LOSS else max(10.0, 3 * relaxation_time(c, load))
+    return RunLength(warmup, warmup + measured)
+
+
+def expected_episodes(model: str, c: int, load: float, length: RunLength) -> float:
+    """All-busy episodes one replication of this length expects at the exact value."""
+    return episode_rate(model, c, load) * (length.horizon - length.warmup)
 
 
 @dataclass(frozen=True)
@@ -102,93 +196,240 @@ class Replication:
         return self.waited / self.served if self.served else 0.0
 
 
+def stationary_occupancy(model: str, c: int, load: float, gen: np.random.Generator) -> int:
+    """A number in system drawn from the exact stationary distribution of the model.
+
+    M/M/c/c: Poisson(a) truncated to 0..c. M/M/c: with probability C(c, a) at least c, then c plus
+    a geometric number waiting (P(k) = (1 - rho) rho^k); otherwise Poisson(a) truncated to 0..c-1.
+    """
+    a = load * c
+    if model == DELAY and gen.random() < erlang_c(c, a):
+        return c + int(gen.geometric(1 - load)) - 1
+    top = c if model == LOSS else c - 1
+    weights = sps.poisson.pmf(np.arange(top + 1), a)
+    return int(gen.choice(top + 1, p=weights / weights.sum()))
+
+
+def streams(
+    seed: np.random.SeedSequence | int, arrival_rate: float, service_rate: float
+) -> tuple[np.random.Generator, ExpDraws, ExpDraws]:
+    """A replication's three streams: the start state, interarrival times and service times.
+
+    Separate streams keep the n-th customer's interarrival and service times the same whatever
+    order a queue implementation draws them in (common random numbers across implementations).
+    """
+    gen = np.random.default_rng(seed)
+    arrivals, services = (np.random.default_rng(int(s)) for s in gen.integers(0, 2**63, 2))
+    return gen, ExpDraws(arrivals, 1.0 / arrival_rate), ExpDraws(services, 1.0 / service_rate)
+
+
 def replicate(
-    model: str, c: int, load: float, seed: np.random.SeedSequence | int, length: RunLength
+    model: str,
+    c: int,
+    load: float,
+    seed: np.random.SeedSequence | int,
+    length: RunLength,
+    start: str = STATIONARY,
+    service_rate: float = 1.0,
 ) -> Replication:
-    """One independent replication of an M/M/c/c (`mmcc`) or M/M/c (`mmc`) system."""
+    """One independent replication of an M/M/c/c (`mmcc`) or M/M/c (`mmc`) system.
+
+    `start` is `stationary` (the number in system at time 0 is drawn from the model's exact
+    stationary distribution; with exponential service the residual service times are fresh
+    exponentials, so the run is in steady state from the start) or `empty`. `service_rate` is the
+    simulated servers' rate, 1 for the model the Erlang values describe (another value makes a
+    deliberately wrong model, for negative tests).
+    """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, not {model!r}")
     if not 0 < load < (math.inf if model == LOSS else 1):
         raise ValueError(f"load {load} is outside the model's range")
-    gen = np.random.default_rng(seed)
-    interarrival = ExpDraws(gen, 1.0 / (load * c))
-    service = ExpDraws(gen, 1.0)
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, not {start!r}")
+    gen, interarrival, service = streams(seed, load * c, service_rate)
     env = simpy.Environment()
-    state = {"busy": 0, "arrivals": 0, "blocked": 0, "waited": 0, "wait_sum": 0.0}
+    timeout = env.timeout
+    warmup, horizon, loss = length.warmup, length.horizon, model == LOSS
     waiting: deque[float] = deque()
+    busy = arrivals_n = blocked = waited = 0
+    wait_sum = 0.0
 
     def depart(_event: simpy.Event) -> None:
+        nonlocal busy, waited, wait_sum
         if waiting:
             arrived = waiting.popleft()
-            if arrived >= length.warmup:
-                state["waited"] += 1
-                state["wait_sum"] += env.now - arrived
-            env.timeout(service()).callbacks.append(depart)
+            if arrived >= warmup:
+                waited += 1
+                wait_sum += env.now - arrived
+            timeout(service()).callbacks.append(depart)
         else:
-            state["busy"] -= 1
+            busy -= 1
+
+    def arrivals() -> Generator[simpy.Event, Any, None]:
+        nonlocal busy, arrivals_n, blocked
+        while True:
+            yield timeout(interarrival())
+            now = env.now
+            if now >= horizon:
+                return
+            measured = now >= warmup
+            arrivals_n += measured
+            if busy < c:
+                busy += 1
+                timeout(service()).callbacks.append(depart)
+            elif loss:
+                blocked += measured
+            else:
+                waiting.append(now)
+
+    if start == STATIONARY:
+        present = stationary_occupancy(model, c, load, gen)
+        busy = min(present, c)
+        for _ in range(busy):
+            timeout(service()).callbacks.append(depart)
+        waiting.extend([-math.inf] * (present - busy))  # arrived before time 0: never measured
+    env.process(arrivals())
+    env.run()
+    return Replication(arrivals_n, blocked, waited, wait_sum)
+
+
+def replicate_server_pool(
+    c: int,
+    load: float,
+    seed: np.random.SeedSequence | int,
+    length: RunLength,
+    start: str = STATIONARY,
+    service_rate: float = 1.0,
+) -> Replication:
+    """One replication of the M/M/c queue built on `sim.service.ServerPool`, the queue the
+    capacity models use; same streams, start and measurement as `replicate`. A customer's wait
+    is its completion time less its arrival and service times."""
+    if not 0 < load < 1:
+        raise ValueError(f"load {load} is outside the model's range")
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, not {start!r}")
+    gen, interarrival, service = streams(seed, load * c, service_rate)
+    env = simpy.Environment()
+    pool = ServerPool(env, "validation", c)
+    warmup, horizon = length.warmup, length.horizon
+    counts = [0, 0]  # measured arrivals, waited
+    wait_sum = 0.0
+
+    def measure(arrived: float, needed: float) -> Callable[[simpy.Event], None]:
+        def done(_event: simpy.Event) -> None:
+            nonlocal wait_sum
+            wait = env.now - arrived - needed
+            if wait > 1e-9 * max(1.0, env.now):  # not rounding noise of a customer served at once
+                counts[1] += 1
+                wait_sum += wait
+
+        return done
 
     def arrivals() -> Generator[simpy.Event, Any, None]:
         while True:
             yield env.timeout(interarrival())
             now = env.now
-            if now >= length.horizon:
+            if now >= horizon:
                 return
-            measured = now >= length.warmup
-            state["arrivals"] += measured
-            if state["busy"] < c:
-                state["busy"] += 1
-                env.timeout(service()).callbacks.append(depart)
-            elif model == LOSS:
-                state["blocked"] += measured
-            else:
-                waiting.append(now)
+            needed = service()
+            served = pool.submit(needed)
+            if now >= warmup:
+                counts[0] += 1
+                served.callbacks.append(measure(now, needed))
 
+    if start == STATIONARY:
+        for _ in range(stationary_occupancy(DELAY, c, load, gen)):
+            pool.submit(service())  # present at time 0: never measured
     env.process(arrivals())
     env.run()
-    return Replication(
-        int(state["arrivals"]), int(state["blocked"]), int(state["waited"]), state["wait_sum"]
-    )
+    return Replication(counts[0], 0, counts[1], wait_sum)
+
+
+def replicate_all(
+    model: str,
+    c: int,
+    load: float,
+    seeds: Sequence[np.random.SeedSequence | int],
+    length: RunLength,
+    start: str = STATIONARY,
+    service_rate: float = 1.0,
+    server_pool: bool = False,
+) -> list[Replication]:
+    """Several replications of one point (one task for an executor), in seed order; the delay
+    queue on `ServerPool` if `server_pool`."""
+    if server_pool and model == DELAY:
+        return [replicate_server_pool(c, load, s, length, start, service_rate) for s in seeds]
+    return [replicate(model, c, load, seed, length, start, service_rate) for seed in seeds]
 
 
 @dataclass(frozen=True)
 class Validation:
-    """Replication estimates next to the exact Erlang value for one (model, c, load) point."""
+    """Replication estimates next to the exact Erlang value for one (model, c, load) point.
+
+    A tested point has `estimate`, the 95% Student-t interval of blocking (or mean wait) over the
+    replications, and `simultaneous`, the same at the grid's family-wise (Bonferroni) level. An
+    untested point (episodes too rare to resolve) has instead the Clopper-Pearson intervals of its
+    pooled blocked (or waiting) fraction against Erlang B (or C): for orientation only, since it
+    treats customers as independent, which they are not.
+    """
 
     model: str
     c: int
     load: float
     replications: int
     customers: int
+    events: int
+    expected_episodes: float
+    tested: bool
     exact: float
     estimate: Interval
-    exact_wait_probability: float
-    wait_probability: Interval
+    simultaneous: Interval
+    skewness: float
 
     @property
-    def resolved(self) -> bool:
-        """Whether the run saw the events the value is made of (blocked or waiting customers)."""
-        return self.estimate.high > 0
+    def metric(self) -> str:
+        if self.model == LOSS:
+            return "blocking (Erlang B)"
+        return "mean wait (Erlang C)" if self.tested else "P(wait) (Erlang C)"
+
+    @property
+    def interval_kind(self) -> str:
+        return "student-t" if self.tested else "clopper-pearson-pooled"
 
     @property
     def contains(self) -> bool:
-        """The 95% interval holds the exact value; for a delay queue that saw no customer wait,
-        the exact binomial interval of P(wait) holds the Erlang C probability."""
-        if self.model == DELAY and not self.resolved:
-            return self.wait_probability.contains(self.exact_wait_probability)
         return self.estimate.contains(self.exact)
+
+    @property
+    def contains_simultaneous(self) -> bool:
+        return self.simultaneous.contains(self.exact)
+
+    @property
+    def relative_half_width(self) -> float:
+        return self.estimate.half_width / self.exact if self.exact > 0 else math.inf
 
     def row(self) -> dict[str, object]:
         return {
             "model": self.model,
+            "metric": self.metric,
             "c": self.c,
             "load": self.load,
             "replications": self.replications,
             "customers": self.customers,
+            "events": self.events,
+            "expected_episodes_per_replication": self.expected_episodes,
+            "tested": self.tested,
+            "interval": self.interval_kind,
             "exact": self.exact,
             "mean": self.estimate.mean,
-            "ci_low": self.estimate.low,
-            "ci_high": self.estimate.high,
-            "contains": self.contains,
+            "ci95_low": self.estimate.low,
+            "ci95_high": self.estimate.high,
+            "contains95": self.contains,
+            "family_level": self.simultaneous.level,
+            "family_low": self.simultaneous.low,
+            "family_high": self.simultaneous.high,
+            "contains_family": self.contains_simultaneous,
+            "skewness": self.skewness,
         }
 
 
@@ -200,57 +441,167 @@ def point_seeds(
     return np.random.SeedSequence(key).spawn(replications)
 
 
-def _estimate(values: list[float], events: int, trials: int) -> Interval:
-    if events == 0:
-        # No replication saw a single event: the t interval is a point; the exact binomial
-        # interval on the pooled count is the honest statement of what the run can resolve.
-        return proportion_interval(0, trials)
-    return t_interval(values)
+def summarise(
+    model: str,
+    c: int,
+    load: float,
+    reps: Sequence[Replication],
+    family_level: float = LEVEL,
+    tested: bool = True,
+    episodes: float = math.nan,
+) -> Validation:
+    """The intervals of one point from its replications."""
+    arrivals = sum(r.arrivals for r in reps)
+    if model == LOSS:
+        events, trials = sum(r.blocked for r in reps), arrivals
+        values = [r.blocking for r in reps]
+    else:
+        events, trials = sum(r.waited for r in reps), sum(r.served for r in reps)
+        values = [r.mean_wait for r in reps]
+    skewness = float(sps.skew(values)) if events and len(set(values)) > 1 else 0.0
+    if tested:
+        exact = erlang_b(c, load * c) if model == LOSS else erlang_c_mean_wait(c, load * c, 1.0)
+        estimate = t_interval(values, LEVEL)
+        simultaneous = t_interval(values, family_level)
+    else:
+        exact = event_probability(model, c, load)
+        estimate = proportion_interval(events, max(trials, 1), LEVEL)
+        simultaneous = proportion_interval(events, max(trials, 1), family_level)
+    return Validation(
+        model,
+        c,
+        load,
+        len(reps),
+        arrivals,
+        events,
+        episodes,
+        tested,
+        exact,
+        estimate,
+        simultaneous,
+        skewness,
+    )
 
 
 def validate_point(
     model: str,
     c: int,
     load: float,
-    replications: int = 10,
+    replications: int = MIN_REPLICATIONS,
     seed: int = 2024,
-    customers: int = 20_000,
     executor: Executor | None = None,
-    stretch: int = 50,
+    **options: Any,
 ) -> Validation:
     """Run independent replications of one point and compare with Erlang B (loss) or C (wait)."""
-    length = run_length(model, c, load, customers, stretch=stretch)
-    seeds = point_seeds(seed, model, c, load, replications)
-    mapper: Callable[..., Iterator[Replication]] = executor.map if executor else map
-    reps = list(
-        mapper(
-            replicate,
-            [model] * replications,
-            [c] * replications,
-            [load] * replications,
-            seeds,
-            [length] * replications,
-        )
+    return validate_grid([(model, c, load)], replications, seed, executor, **options).points[0]
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """Every point of a validation grid, and the grid's verdict."""
+
+    points: list[Validation]
+    family_level: float
+
+    @property
+    def tested(self) -> list[Validation]:
+        return [v for v in self.points if v.tested]
+
+    @property
+    def untested(self) -> list[Validation]:
+        """Points too rare for the run to resolve: reported, not tested."""
+        return [v for v in self.points if not v.tested]
+
+    @property
+    def misses(self) -> list[Validation]:
+        """Tested points whose per-point 95% interval misses the exact value."""
+        return [v for v in self.tested if not v.contains]
+
+    @property
+    def family_misses(self) -> list[Validation]:
+        """Tested points whose family-wise (Bonferroni) interval misses the exact value."""
+        return [v for v in self.tested if not v.contains_simultaneous]
+
+    @property
+    def expected_misses(self) -> float:
+        """Per-point 95% misses that chance alone gives, on average."""
+        return (1 - LEVEL) * len(self.tested)
+
+    @property
+    def passed(self) -> bool:
+        """The family-wise verdict: every tested point's Bonferroni interval holds its exact
+        value, a statement with 95% simultaneous confidence."""
+        return bool(self.tested) and not self.family_misses
+
+
+def bonferroni_level(intervals: int, level: float = LEVEL) -> float:
+    """The per-interval level at which `intervals` intervals hold together with `level`."""
+    return 1 - (1 - level) / max(intervals, 1)
+
+
+def grid_points(
+    servers: Sequence[int] = GRID_SERVERS, loads: Sequence[float] = GRID_LOADS
+) -> list[tuple[str, int, float]]:
+    return [(model, c, load) for model in MODELS for c in servers for load in loads]
+
+
+def validate_grid(
+    points: Sequence[tuple[str, int, float]],
+    replications: int = MIN_REPLICATIONS,
+    seed: int = 2024,
+    executor: Executor | None = None,
+    start: str = STATIONARY,
+    service_rate: float = 1.0,
+    server_pool: bool = False,
+    **length: Any,
+) -> GridResult:
+    """All replications of all points in one batch on `executor` (longest first, so the workers
+    finish together), then one `Validation` per point; the family-wise level is Bonferroni's over
+    the tested points. `length` goes to `run_length`; `server_pool` runs the delay points on
+    `sim.service.ServerPool`. The numbers depend on the seed only, not on
+    the executor."""
+    if replications < 2:
+        raise ValueError("a confidence interval needs at least two replications")
+    plans = [run_length(model, c, load, **length) for model, c, load in points]
+    episodes = [expected_episodes(*point, plan) for point, plan in zip(points, plans, strict=True)]
+    tested = [e >= length.get("min_episodes", MIN_EPISODES) for e in episodes]
+    level = bonferroni_level(sum(tested))
+    tasks: list[tuple[int, list[np.random.SeedSequence]]] = []
+    for index, (model, c, load) in enumerate(points):
+        streams = point_seeds(seed, model, c, load, replications)
+        tasks += [(index, streams[i : i + CHUNK]) for i in range(0, replications, CHUNK)]
+
+    def cost(task: tuple[int, list[np.random.SeedSequence]]) -> float:
+        _, c, load = points[task[0]]
+        return plans[task[0]].horizon * load * c * len(task[1])
+
+    order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i]))
+    mapper: Callable[..., Iterator[list[Replication]]] = executor.map if executor else map
+    results = mapper(
+        replicate_all,
+        [points[tasks[i][0]][0] for i in order],
+        [points[tasks[i][0]][1] for i in order],
+        [points[tasks[i][0]][2] for i in order],
+        [tasks[i][1] for i in order],
+        [plans[tasks[i][0]] for i in order],
+        [start] * len(order),
+        [service_rate] * len(order),
+        [server_pool] * len(order),
     )
-    arrivals = sum(r.arrivals for r in reps)
-    served = sum(r.served for r in reps)
-    a = load * c
-    if model == LOSS:
-        blocked = sum(r.blocked for r in reps)
-        estimate = _estimate([r.blocking for r in reps], blocked, arrivals)
-        exact, exact_pw = erlang_b(c, a), 0.0
-        pw = proportion_interval(0, served)
-    else:
-        waited = sum(r.waited for r in reps)
-        exact = erlang_c_mean_wait(c, a, 1.0)
-        exact_pw = erlang_c(c, a)
-        pw = _estimate([r.wait_probability for r in reps], waited, served)
-        if waited == 0:
-            estimate = Interval(0.0, 0.0, 0.0, replications)
-        else:
-            estimate = t_interval([r.mean_wait for r in reps])
-    return Validation(model, c, load, replications, arrivals, exact, estimate, exact_pw, pw)
-
-
-def as_dict(length: RunLength) -> dict[str, float]:
-    return asdict(length)
+    per_point: list[list[list[Replication]]] = [[] for _ in points]
+    chunks: dict[int, list[Replication]] = dict(zip(order, results, strict=True))
+    for i, (index, _) in enumerate(tasks):  # task order is seed order within each point
+        per_point[index].append(chunks[i])
+    out = [
+        summarise(
+            model,
+            c,
+            load,
+            [r for chunk in per_point[index] for r in chunk],
+            level,
+            tested[index],
+            episodes[index],
+        )
+        for index, (model, c, load) in enumerate(points)
+    ]
+    return GridResult(out, level)
