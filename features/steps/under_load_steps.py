@@ -253,25 +253,25 @@ def _load_runs(
     ctx["checks_from"] = time.time()
 
 
-@then(parsers.parse('nothing of the device is stored in region "{region}"'))
-def _nothing_of_the_device(stack: dict[str, Any], device: DeviceCredential, region: str) -> None:
+def _region_places(stack: dict[str, Any], region: str) -> list[tuple[str, str]]:
+    """Every stored value of a DM region, as `stored_places` gives them."""
     engine = region_engine(stack, "dm", region)
     try:
-        places = stored_places(engine)
+        return stored_places(engine)
     finally:
         engine.dispose()
+
+
+@then(parsers.parse('nothing of the device is stored in region "{region}"'))
+def _nothing_of_the_device(stack: dict[str, Any], device: DeviceCredential, region: str) -> None:
+    places = _region_places(stack, region)
     for needle in (device.mac, device.serial_number):
         common.secret_nowhere(needle.lower(), places)
 
 
 @then(parsers.parse('no row of region "{region}" holds the field "{field}"'))
 def _field_nowhere(stack: dict[str, Any], region: str, field: str) -> None:
-    engine = region_engine(stack, "dm", region)
-    try:
-        places = stored_places(engine)
-    finally:
-        engine.dispose()
-    common.secret_nowhere(field.lower(), places)
+    common.secret_nowhere(field.lower(), _region_places(stack, region))
 
 
 @then("the load's own telemetry was stored meanwhile, with listed fields only")
