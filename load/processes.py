@@ -5,6 +5,10 @@ Nothing here imports Locust or gevent: the processes run `python -m locust` with
 `scenarios/locust/`, so the caller (the CLI, a test) keeps its own asyncio and SSL untouched
 (locust #2250). Their output goes to one directory: Locust's CSV files (`stats_*.csv`), the HTML
 report, `stats.json`, the verdict and a log per process.
+
+Locust runs in sessions of its own, so a signal meant for the caller does not reach it: while a run
+lasts, SIGTERM and SIGINT end it through the code that stops every Locust process it started
+(`stopping_on_signals`), whatever dispositions the caller inherited.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILES = [
@@ -131,6 +138,26 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         proc.wait()
 
 
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into KeyboardInterrupt while the block runs, so its `finally`
+    clauses stop the Locust processes. Without this, SIGTERM would end the process at once, and
+    SIGINT is ignored by any process a non-interactive shell started in the background."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; its caller owns the signals then
+        return
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclass
 class RunResult:
     exit_code: int
@@ -148,36 +175,38 @@ def run_locust(plan: RunPlan, provision_file: Path, grace_s: float = 90.0) -> Ru
     port = plan.master_port or free_port(plan.bind_host)
     master_log = plan.out / ("master.log" if plan.distributed else "locust.log")
     logs = [master_log]
-    master = _start(master_command(plan, provision_file, port), master_log, env)
-    workers: list[subprocess.Popen[bytes]] = []
-    try:
-        for index in range(plan.workers):
-            log = plan.out / f"worker-{index + 1}.log"
-            logs.append(log)
-            workers.append(_start(worker_command("127.0.0.1", port), log, env))
-        deadline = time.monotonic() + plan.run_time_s + plan.stop_timeout_s + grace_s
-        while master.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-            if any(w.poll() not in (None, 0) for w in workers) and master.poll() is None:
-                # a worker failed: the master would wait for it until the deadline
+    with stopping_on_signals():
+        master = _start(master_command(plan, provision_file, port), master_log, env)
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            for index in range(plan.workers):
+                log = plan.out / f"worker-{index + 1}.log"
+                logs.append(log)
+                workers.append(_start(worker_command("127.0.0.1", port), log, env))
+            deadline = time.monotonic() + plan.run_time_s + plan.stop_timeout_s + grace_s
+            while master.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                if any(w.poll() not in (None, 0) for w in workers) and master.poll() is None:
+                    # a worker failed: the master would wait for it until the deadline
+                    _stop(master)
+            if master.poll() is None:
                 _stop(master)
-        if master.poll() is None:
-            _stop(master)
-        code = master.wait()
-        for worker in workers:  # the master tells them to quit; give them a moment
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(10)
-    finally:
-        for proc in [master, *workers]:
-            _stop(proc)
-    return RunResult(code, plan.out, logs)
+            code = master.wait()
+            for worker in workers:  # the master tells them to quit; give them a moment
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(10)
+        finally:
+            for proc in [master, *workers]:
+                _stop(proc)
+        return RunResult(code, plan.out, logs)
 
 
 def run_worker(master_host: str, master_port: int, log: Path) -> int:
     """Join a master elsewhere as one worker, until the master ends the run."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = _start(worker_command(master_host, master_port), log, {"PYTHONUNBUFFERED": "1"})
-    try:
-        return proc.wait()
-    finally:
-        _stop(proc)
+    with stopping_on_signals():
+        proc = _start(worker_command(master_host, master_port), log, {"PYTHONUNBUFFERED": "1"})
+        try:
+            return proc.wait()
+        finally:
+            _stop(proc)

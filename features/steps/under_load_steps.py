@@ -130,9 +130,9 @@ def load_is_ready(rows: Sequence[HistoryRow], users: int) -> bool:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Interrupt `roomtrust load` (it then stops its Locust process), killing it if it hangs."""
+    """Terminate `roomtrust load` (it then stops its Locust process), killing it if it hangs."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(40)
         except subprocess.TimeoutExpired:
