@@ -99,20 +99,31 @@ def validate(
     serial: bool = typer.Option(False, "--serial", help="no Dask: run in this process"),
     out: Path = typer.Option(Path("reports/out/sim/validation.csv"), "--out"),
     server_pool: bool = typer.Option(
-        False, "--server-pool", help="M/M/c on sim.service.ServerPool (about 2x slower)"
+        False, "--server-pool", help="direct M/M/c on sim.service.ServerPool (about 2x slower)"
+    ),
+    method: str = typer.Option(
+        "auto",
+        "--method",
+        help="auto: direct SimPy runs where all-busy episodes are frequent enough, importance "
+        "sampling where not; importance-sampling or direct: every point so",
+    ),
+    hits: int = typer.Option(
+        2_000, "--hits", min=1, help="all-busy cycles per importance-sampled replication"
     ),
 ) -> None:
     """M/M/c/c against Erlang B and M/M/c against Erlang C over the grid, replications on Dask.
 
-    Exits 1 unless every tested point's family-wise (Bonferroni) interval holds its exact value."""
+    Exits 1 unless every point's family-wise (Bonferroni) interval holds its exact value."""
     import os
     import time
     from contextlib import nullcontext
 
-    from sim.queueing import grid_points, validate_grid
     from sim.sweep import dask_executor, write_csv
+    from sim.validation import DIRECT, IMPORTANCE, METHODS, grid_points, validate_grid
 
     started = time.perf_counter()
+    if method not in METHODS:
+        _fail(ValueError(f"--method must be one of {', '.join(METHODS)}, not {method!r}"))
     try:
         points = grid_points(
             [int(v) for v in servers.split(",")], [float(v) for v in loads.split(",")]
@@ -120,33 +131,27 @@ def validate(
     except ValueError as exc:
         _fail(exc)
     with nullcontext(None) if serial else dask_executor(scheduler, workers) as executor:
-        result = validate_grid(points, replications, seed, executor, server_pool=server_pool)
+        result = validate_grid(
+            points, replications, seed, executor, server_pool=server_pool, method=method, hits=hits
+        )
     for v in result.points:
-        head = f"{v.model:4s} c={v.c:<3d} load={v.load:.2f} {v.metric:20s} exact {v.exact:.4g}"
-        if not v.tested:
-            typer.echo(
-                f"{head}  not tested ({v.expected_episodes:.2g} episodes/replication expected): "
-                f"{v.events} events in {v.customers:,} customers, pooled Clopper-Pearson 95% "
-                f"[{v.estimate.low:.2g}, {v.estimate.high:.2g}]"
-            )
-            continue
         flag = "ok" if v.contains_simultaneous else "MISS"
         note = "" if v.contains else "  (outside its 95% interval)"
+        tag = "IS" if v.method == IMPORTANCE else "direct"
         typer.echo(
-            f"{head}  mean {v.estimate.mean:.4g}  95% [{v.estimate.low:.4g}, {v.estimate.high:.4g}]"
+            f"{v.model:4s} c={v.c:<3d} load={v.load:.2f} {v.metric:20s} {tag:6s} exact {v.exact:.4g}"
+            f"  mean {v.estimate.mean:.4g}  95% [{v.estimate.low:.4g}, {v.estimate.high:.4g}]"
             f"  family [{v.simultaneous.low:.4g}, {v.simultaneous.high:.4g}]"
             f"  skew {v.skewness:+.2f}  {flag}{note}"
         )
     write_csv([v.row() for v in result.points], out)
-    k = len(result.tested)
-    worst = sorted(
-        result.tested,
-        key=lambda v: -abs(v.estimate.mean - v.exact) / max(v.estimate.half_width, 1e-300),
-    )[:3]
+    k = len(result.points)
+    worst = sorted(result.points, key=lambda v: -v.distance)[:3]
     typer.echo(
-        f"{len(result.points)} points: {k} tested (Student-t on {replications} replications, "
-        f"stationary start, warm-up deleted), {len(result.untested)} not tested (all-busy "
-        "episodes too rare for a feasible run; shown with the pooled Clopper-Pearson interval)"
+        f"{k} points, {replications} replications each, stationary start, warm-up deleted, "
+        f"Student-t: {len(result.by_method(DIRECT))} direct SimPy runs, "
+        f"{len(result.by_method(IMPORTANCE))} importance-sampled regenerative runs "
+        f"({hits} all-busy cycles each; all-busy episodes too rare for a direct run)"
     )
     typer.echo(
         f"per-point 95% intervals missing the exact value: {len(result.misses)} of {k} "
@@ -154,11 +159,7 @@ def validate(
     )
     typer.echo(
         "worst (|mean - exact| / 95% half-width): "
-        + ", ".join(
-            f"{v.model} c={v.c} load={v.load:.2f} "
-            f"{abs(v.estimate.mean - v.exact) / v.estimate.half_width:.2f}"
-            for v in worst
-        )
+        + ", ".join(f"{v.model} c={v.c} load={v.load:.2f} {v.distance:.2f}" for v in worst)
     )
     typer.echo(
         f"family-wise 95% (Bonferroni, each interval at {result.family_level:.5f}): "
@@ -167,4 +168,47 @@ def validate(
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     typer.echo(f"{time.perf_counter() - started:.0f} s wall (load average {load}) -> {out}")
     if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def coverage(
+    model: str = typer.Argument(..., help="mmcc (Erlang B) or mmc (Erlang C)"),
+    servers: int = typer.Argument(..., min=1),
+    load: float = typer.Argument(..., help="per-server utilisation lambda / (c mu)"),
+    sets: int = typer.Option(20, "--sets", min=2, help="independent validations of the point"),
+    replications: int = typer.Option(30, "--replications", "-r", min=2),
+    seed: int = typer.Option(2024, "--seed"),
+    method: str = typer.Option("auto", "--method", help="auto, direct or importance-sampling"),
+    hits: int = typer.Option(2_000, "--hits", min=1),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="tcp://host:port of Dask"),
+    workers: int = typer.Option(2, "--workers", min=1, help="LocalCluster process workers"),
+    serial: bool = typer.Option(False, "--serial", help="no Dask: run in this process"),
+) -> None:
+    """How many of SETS independent 95% intervals of one point hold its Erlang value.
+
+    Exits 1 when so few hold that chance alone explains it with probability under 1%."""
+    from contextlib import nullcontext
+
+    from sim.coverage import interval_coverage
+    from sim.sweep import dask_executor
+    from sim.validation import METHODS
+
+    if method not in METHODS:
+        _fail(ValueError(f"--method must be one of {', '.join(METHODS)}, not {method!r}"))
+    try:
+        with nullcontext(None) if serial else dask_executor(scheduler, workers) as executor:
+            found = interval_coverage(
+                model, servers, load, sets, replications, seed, executor, method=method, hits=hits
+            )
+    except ValueError as exc:
+        _fail(exc)
+    typer.echo(
+        f"{model} c={servers} load={load:.2f} ({found.method}, exact {found.exact:.4g}): "
+        f"{found.held} of {found.sets} 95% intervals of {replications} replications hold it; "
+        f"mean relative error {found.mean_relative_error:+.2%} "
+        f"(standard error {found.standard_error:.2%}); "
+        f"P(so few hold | 95% coverage) = {found.p_value:.3f}"
+    )
+    if found.p_value < 0.01:
         raise typer.Exit(1)

@@ -1,13 +1,12 @@
-"""M/M/c/c and M/M/c queues in SimPy, validated against Erlang B (blocking) and Erlang C (mean wait).
+"""M/M/c/c and M/M/c queues in SimPy, and how long a replication of them runs.
 
 The models: arrivals come from one SimPy process; a departure is a timeout event with a callback
 rather than a process per customer (a process per customer costs far more, see the design notes).
 Arrivals after the horizon stop, and the run continues until every measured customer has been
 served, so each measured wait is complete. Customers arriving before the warm-up time are not
 measured. Time is in mean service times (mu = 1); `load` is the per-server utilisation
-lambda / (c mu).
+lambda / (c mu). `sim.validation` compares them with Erlang B and C.
 
-The validation (`validate_grid`, `validate_point`, `roomtrust sim validate`):
 - Start state. Each replication STARTS FROM THE STATIONARY DISTRIBUTION of the number in system
   (`stationary_occupancy`: truncated Poisson for M/M/c/c; for M/M/c, Erlang C decides whether all
   servers are busy, then a geometric queue). With exponential service the residual service times
@@ -20,48 +19,31 @@ The validation (`validate_grid`, `validate_point`, `roomtrust sim validate`):
 - Diagnosis behind the run lengths. Measured over 600 replications each, the earlier plans (runs of
   a few thousand customers, empty start) had no significant initialisation bias at their worst
   points (mean within 1.5 standard errors of Erlang C at c = 150, loads 0.8, 0.85 and 0.95,
-  and at c = 5, load 0.95), but the replication means of the mean wait were strongly skewed (skewness 7 at
-  c = 150, loads 0.8 and 0.85) and only 80-90% of the 95% t intervals held: too few independent
-  waiting episodes per replication (about 16 there; waits come in rare bursts at large c and
-  moderate load). The misses were under-coverage, not bias.
+  and at c = 5, load 0.95), but the replication means of the mean wait were strongly skewed
+  (skewness 7 at c = 150, loads 0.8 and 0.85) and only 80-90% of the 95% t intervals held: too
+  few independent waiting episodes per replication (about 16 there; waits come in rare bursts at
+  large c and moderate load). The misses were under-coverage, not bias.
 - Run length, sized by episodes. An episode starts each time all servers become busy (c - 1 -> c;
   rate c B for M/M/c/c, c C (1 - rho) for M/M/c, `episode_rate`); each brings a burst of blocked or
   waiting customers, and at large c episodes also cluster. A replication runs for `EPISODES`
   expected episodes (at least 20,000 customers; a delay queue also at least 50 relaxation times),
   capped at `MAX_CUSTOMERS` arrivals. Measured at 9,000-10,000 episodes per replication, the
   replication skewness was 0.1 (c = 5, load 0.95), 0.4 (c = 150, load 0.85) and 0.8 (c = 150,
-  load 0.95); on the full grid (seed 2024) it stays within +-1.1.
-- Points that cannot be resolved. A point that cannot expect `MIN_EPISODES` episodes per
-  replication within the cap (with the defaults: c = 150 at loads up to 0.8 and c = 50 up to 0.65,
-  both models; Erlang B is 1e-14 at c = 150, load 0.5) is NOT TESTED: a t interval
-  over replications that saw a handful of bursts means little. It is reported with the
-  Clopper-Pearson interval of its pooled blocked (or waiting) fraction against Erlang B (or C),
-  labelled as such: that interval treats customers as independent, which bursts make false, so it
-  is for orientation only and not part of the verdict.
-- Intervals. 30 independent replications per point (`MIN_REPLICATIONS`), each on its own seed
-  stream spawned from the point's key; one estimate per replication (the blocked fraction; the
-  mean wait of the measured customers) and a two-sided Student-t interval on those estimates with
-  R - 1 degrees of freedom.
-- Verdict. k tested intervals at 95% each miss about 0.05 k of them by chance, so "every 95%
-  interval holds" is no sound criterion. The verdict is family-wise: every tested point's interval
-  at the Bonferroni level 1 - 0.05 / k must hold its exact value, which is a 95% simultaneous
-  confidence statement over the grid. The per-point 95% intervals are reported beside it, with
-  the number that miss against the 0.05 k expected.
-- The queue the capacity models use. `server_pool=True` (`roomtrust sim validate --server-pool`)
-  runs the delay points on `sim.service.ServerPool` instead of this module's own FIFO queue. The
-  default grid does not: ServerPool fires an extra SimPy event per request and costs about 2.3
-  times as much per customer (217k against 500k customers per second measured on one core), which
-  would halve the episodes the grid affords in its time budget. On the same seed streams the two
-  queues give the same waits (to rounding), and the test subset validates ServerPool at c = 15,
-  load 0.8, and fails it when its servers are 5% slow.
+  load 0.95); on the full grid (seed 2024) it stays within +-1.1. A point whose capped run cannot
+  expect `MIN_EPISODES` episodes is beyond direct simulation: `sim.validation` runs it with the
+  importance sampling of `sim.rare`.
+- The queue the capacity models use. `replicate_server_pool` runs the delay queue on
+  `sim.service.ServerPool` instead of this module's own FIFO queue. It fires an extra SimPy event
+  per request and costs about 2.3 times as much per customer (217k against 500k customers per
+  second measured on one core). On the same seed streams the two queues give the same waits (to
+  rounding).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,28 +51,17 @@ import numpy as np
 import simpy
 from scipy import stats as sps
 
-from sim.erlang import erlang_b, erlang_c, erlang_c_mean_wait
+from sim.erlang import erlang_b, erlang_c
 from sim.service import ServerPool
-from sim.stats import Interval, proportion_interval, t_interval
 
 LOSS = "mmcc"
 DELAY = "mmc"
 MODELS = (LOSS, DELAY)
-LEVEL = 0.95
-MIN_REPLICATIONS = 30
 STATIONARY, EMPTY = "stationary", "empty"
 STARTS = (STATIONARY, EMPTY)
 EPISODES = 5_000.0
 MIN_EPISODES = 2_500.0
 MAX_CUSTOMERS = 1_000_000
-CHUNK = 5  # replications per executor task: fewer, larger tasks
-GRID_SERVERS = (5, 15, 50, 150)
-GRID_LOADS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-
-
-def event_probability(model: str, c: int, load: float) -> float:
-    """The exact probability of the event the value is made of: blocked (B) or waiting (C)."""
-    return erlang_b(c, load * c) if model == LOSS else erlang_c(c, load * c)
 
 
 class ExpDraws:
@@ -138,19 +109,16 @@ def run_length(
     customers: int = 20_000,
     max_customers: int = MAX_CUSTOMERS,
     relaxations: float = 50.0,
-    min_episodes: float = MIN_EPISODES,
     warmup: float | None = None,
 ) -> RunLength:
     """Warm-up and horizon (in service times) of one replication.
 
     The measured stretch is long enough for `episodes` expected all-busy episodes (see
     `episode_rate`), at least `customers` arrivals and, for a delay queue, `relaxations` relaxation
-    times, but never more than `max_customers` arrivals. A point that cannot expect
-    `min_episodes` within that cap is not resolvable: it gets a run of `customers` arrivals and is
-    reported, not tested. The warm-up is 10 service times (loss: occupancy
-    forgets its start as e^-t) or the larger of that and three relaxation times (delay), unless
-    `warmup` is given. The plan
-    uses the Erlang value only to decide how long to run, as one sizes any validation run.
+    times, but never more than `max_customers` arrivals. The warm-up is 10 service times (loss:
+    occupancy forgets its start as e^-t) or the larger of that and three relaxation times (delay),
+    unless `warmup` is given. The plan uses the Erlang value only to decide how long to run, as
+    one sizes any validation run.
     """
     a = load * c
     rate = episode_rate(model, c, load)
@@ -158,8 +126,6 @@ def run_length(
     if model == DELAY:
         measured = max(measured, relaxations * relaxation_time(c, load))
     measured = min(measured, max(max_customers, customers) / a)
-    if rate * measured < min_episodes:
-        measured = customers / a  # not resolvable within the cap: report it from a short run
     if warmup is None:
         warmup = 10.0 if model == LOSS else max(10.0, 3 * relaxation_time(c, load))
     return RunLength(warmup, warmup + measured)
@@ -178,6 +144,15 @@ class Replication:
     blocked: int
     waited: int
     wait_sum: float
+
+    @property
+    def customers(self) -> int:
+        return self.arrivals
+
+    @property
+    def events(self) -> int:
+        """Blocked (loss) or waiting (delay) customers."""
+        return self.blocked + self.waited
 
     @property
     def blocking(self) -> float:
@@ -360,248 +335,3 @@ def replicate_all(
     if server_pool and model == DELAY:
         return [replicate_server_pool(c, load, s, length, start, service_rate) for s in seeds]
     return [replicate(model, c, load, seed, length, start, service_rate) for seed in seeds]
-
-
-@dataclass(frozen=True)
-class Validation:
-    """Replication estimates next to the exact Erlang value for one (model, c, load) point.
-
-    A tested point has `estimate`, the 95% Student-t interval of blocking (or mean wait) over the
-    replications, and `simultaneous`, the same at the grid's family-wise (Bonferroni) level. An
-    untested point (episodes too rare to resolve) has instead the Clopper-Pearson intervals of its
-    pooled blocked (or waiting) fraction against Erlang B (or C): for orientation only, since it
-    treats customers as independent, which they are not.
-    """
-
-    model: str
-    c: int
-    load: float
-    replications: int
-    customers: int
-    events: int
-    expected_episodes: float
-    tested: bool
-    exact: float
-    estimate: Interval
-    simultaneous: Interval
-    skewness: float
-
-    @property
-    def metric(self) -> str:
-        if self.model == LOSS:
-            return "blocking (Erlang B)"
-        return "mean wait (Erlang C)" if self.tested else "P(wait) (Erlang C)"
-
-    @property
-    def interval_kind(self) -> str:
-        return "student-t" if self.tested else "clopper-pearson-pooled"
-
-    @property
-    def contains(self) -> bool:
-        return self.estimate.contains(self.exact)
-
-    @property
-    def contains_simultaneous(self) -> bool:
-        return self.simultaneous.contains(self.exact)
-
-    @property
-    def relative_half_width(self) -> float:
-        return self.estimate.half_width / self.exact if self.exact > 0 else math.inf
-
-    def row(self) -> dict[str, object]:
-        return {
-            "model": self.model,
-            "metric": self.metric,
-            "c": self.c,
-            "load": self.load,
-            "replications": self.replications,
-            "customers": self.customers,
-            "events": self.events,
-            "expected_episodes_per_replication": self.expected_episodes,
-            "tested": self.tested,
-            "interval": self.interval_kind,
-            "exact": self.exact,
-            "mean": self.estimate.mean,
-            "ci95_low": self.estimate.low,
-            "ci95_high": self.estimate.high,
-            "contains95": self.contains,
-            "family_level": self.simultaneous.level,
-            "family_low": self.simultaneous.low,
-            "family_high": self.simultaneous.high,
-            "contains_family": self.contains_simultaneous,
-            "skewness": self.skewness,
-        }
-
-
-def point_seeds(
-    root: int, model: str, c: int, load: float, replications: int
-) -> list[np.random.SeedSequence]:
-    """Seed streams of one validation point: independent of every other point's streams."""
-    key = [root, MODELS.index(model), c, round(load * 10_000)]
-    return np.random.SeedSequence(key).spawn(replications)
-
-
-def summarise(
-    model: str,
-    c: int,
-    load: float,
-    reps: Sequence[Replication],
-    family_level: float = LEVEL,
-    tested: bool = True,
-    episodes: float = math.nan,
-) -> Validation:
-    """The intervals of one point from its replications."""
-    arrivals = sum(r.arrivals for r in reps)
-    if model == LOSS:
-        events, trials = sum(r.blocked for r in reps), arrivals
-        values = [r.blocking for r in reps]
-    else:
-        events, trials = sum(r.waited for r in reps), sum(r.served for r in reps)
-        values = [r.mean_wait for r in reps]
-    skewness = float(sps.skew(values)) if events and len(set(values)) > 1 else 0.0
-    if tested:
-        exact = erlang_b(c, load * c) if model == LOSS else erlang_c_mean_wait(c, load * c, 1.0)
-        estimate = t_interval(values, LEVEL)
-        simultaneous = t_interval(values, family_level)
-    else:
-        exact = event_probability(model, c, load)
-        estimate = proportion_interval(events, max(trials, 1), LEVEL)
-        simultaneous = proportion_interval(events, max(trials, 1), family_level)
-    return Validation(
-        model,
-        c,
-        load,
-        len(reps),
-        arrivals,
-        events,
-        episodes,
-        tested,
-        exact,
-        estimate,
-        simultaneous,
-        skewness,
-    )
-
-
-def validate_point(
-    model: str,
-    c: int,
-    load: float,
-    replications: int = MIN_REPLICATIONS,
-    seed: int = 2024,
-    executor: Executor | None = None,
-    **options: Any,
-) -> Validation:
-    """Run independent replications of one point and compare with Erlang B (loss) or C (wait)."""
-    return validate_grid([(model, c, load)], replications, seed, executor, **options).points[0]
-
-
-@dataclass(frozen=True)
-class GridResult:
-    """Every point of a validation grid, and the grid's verdict."""
-
-    points: list[Validation]
-    family_level: float
-
-    @property
-    def tested(self) -> list[Validation]:
-        return [v for v in self.points if v.tested]
-
-    @property
-    def untested(self) -> list[Validation]:
-        """Points too rare for the run to resolve: reported, not tested."""
-        return [v for v in self.points if not v.tested]
-
-    @property
-    def misses(self) -> list[Validation]:
-        """Tested points whose per-point 95% interval misses the exact value."""
-        return [v for v in self.tested if not v.contains]
-
-    @property
-    def family_misses(self) -> list[Validation]:
-        """Tested points whose family-wise (Bonferroni) interval misses the exact value."""
-        return [v for v in self.tested if not v.contains_simultaneous]
-
-    @property
-    def expected_misses(self) -> float:
-        """Per-point 95% misses that chance alone gives, on average."""
-        return (1 - LEVEL) * len(self.tested)
-
-    @property
-    def passed(self) -> bool:
-        """The family-wise verdict: every tested point's Bonferroni interval holds its exact
-        value, a statement with 95% simultaneous confidence."""
-        return bool(self.tested) and not self.family_misses
-
-
-def bonferroni_level(intervals: int, level: float = LEVEL) -> float:
-    """The per-interval level at which `intervals` intervals hold together with `level`."""
-    return 1 - (1 - level) / max(intervals, 1)
-
-
-def grid_points(
-    servers: Sequence[int] = GRID_SERVERS, loads: Sequence[float] = GRID_LOADS
-) -> list[tuple[str, int, float]]:
-    return [(model, c, load) for model in MODELS for c in servers for load in loads]
-
-
-def validate_grid(
-    points: Sequence[tuple[str, int, float]],
-    replications: int = MIN_REPLICATIONS,
-    seed: int = 2024,
-    executor: Executor | None = None,
-    start: str = STATIONARY,
-    service_rate: float = 1.0,
-    server_pool: bool = False,
-    **length: Any,
-) -> GridResult:
-    """All replications of all points in one batch on `executor` (longest first, so the workers
-    finish together), then one `Validation` per point; the family-wise level is Bonferroni's over
-    the tested points. `length` goes to `run_length`; `server_pool` runs the delay points on
-    `sim.service.ServerPool`. The numbers depend on the seed only, not on
-    the executor."""
-    if replications < 2:
-        raise ValueError("a confidence interval needs at least two replications")
-    plans = [run_length(model, c, load, **length) for model, c, load in points]
-    episodes = [expected_episodes(*point, plan) for point, plan in zip(points, plans, strict=True)]
-    tested = [e >= length.get("min_episodes", MIN_EPISODES) for e in episodes]
-    level = bonferroni_level(sum(tested))
-    tasks: list[tuple[int, list[np.random.SeedSequence]]] = []
-    for index, (model, c, load) in enumerate(points):
-        streams = point_seeds(seed, model, c, load, replications)
-        tasks += [(index, streams[i : i + CHUNK]) for i in range(0, replications, CHUNK)]
-
-    def cost(task: tuple[int, list[np.random.SeedSequence]]) -> float:
-        _, c, load = points[task[0]]
-        return plans[task[0]].horizon * load * c * len(task[1])
-
-    order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i]))
-    mapper: Callable[..., Iterator[list[Replication]]] = executor.map if executor else map
-    results = mapper(
-        replicate_all,
-        [points[tasks[i][0]][0] for i in order],
-        [points[tasks[i][0]][1] for i in order],
-        [points[tasks[i][0]][2] for i in order],
-        [tasks[i][1] for i in order],
-        [plans[tasks[i][0]] for i in order],
-        [start] * len(order),
-        [service_rate] * len(order),
-        [server_pool] * len(order),
-    )
-    per_point: list[list[list[Replication]]] = [[] for _ in points]
-    chunks: dict[int, list[Replication]] = dict(zip(order, results, strict=True))
-    for i, (index, _) in enumerate(tasks):  # task order is seed order within each point
-        per_point[index].append(chunks[i])
-    out = [
-        summarise(
-            model,
-            c,
-            load,
-            [r for chunk in per_point[index] for r in chunk],
-            level,
-            tested[index],
-            episodes[index],
-        )
-        for index, (model, c, load) in enumerate(points)
-    ]
-    return GridResult(out, level)

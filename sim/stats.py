@@ -1,4 +1,4 @@
-"""Replication statistics: seed streams, 95% confidence intervals, warm-up deletion helpers.
+"""Replication statistics: seed streams and confidence intervals.
 
 Every replication draws from its own stream, spawned from one root `numpy.random.SeedSequence`,
 so a replication's numbers do not depend on which worker runs it or in which order.
@@ -52,18 +52,20 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, n, level)
 
 
-def proportion_interval(successes: int, trials: int, level: float = 0.95) -> Interval:
-    """Clopper-Pearson (exact binomial) interval; used when replications saw no event at all,
-    where a t interval would collapse to a single point."""
-    if trials < 1:
-        raise ValueError("a proportion needs at least one trial")
-    alpha = 1 - level
-    low = (
-        0.0 if successes == 0 else float(sps.beta.ppf(alpha / 2, successes, trials - successes + 1))
-    )
-    high = (
-        1.0
-        if successes == trials
-        else float(sps.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
-    )
-    return Interval(successes / trials, low, high, trials, level)
+def ratio_interval(
+    numerators: Sequence[float], denominators: Sequence[float], level: float = 0.95
+) -> Interval:
+    """Student-t interval for a ratio of means, sum(y) / sum(x), from independent replications
+    (y_r, x_r): the delta-method interval of regenerative simulation, with standard deviation
+    that of the residuals y_r - r x_r, divided by mean(x) sqrt(R). Pooling the replications
+    before dividing keeps the ratio's small-sample bias that of all R replications together."""
+    y, x = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    n = len(y)
+    if n < 2 or len(x) != n:
+        raise ValueError("a ratio interval needs at least two replications of both terms")
+    if x.sum() <= 0:
+        raise ValueError("a ratio interval needs a positive denominator")
+    ratio = float(y.sum() / x.sum())
+    spread = float((y - ratio * x).std(ddof=1) / (x.mean() * math.sqrt(n)))
+    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * spread
+    return Interval(ratio, ratio - half, ratio + half, n, level)
