@@ -137,9 +137,9 @@ def validate(
     for v in result.points:
         flag = "ok" if v.contains_simultaneous else "MISS"
         note = "" if v.contains else "  (outside its 95% interval)"
-        tag = "IS" if v.method == IMPORTANCE else "direct"
+        tag = "sampled" if v.method == IMPORTANCE else "direct"
         typer.echo(
-            f"{v.model:4s} c={v.c:<3d} load={v.load:.2f} {v.metric:20s} {tag:6s} exact {v.exact:.4g}"
+            f"{v.model:4s} c={v.c:<3d} load={v.load:.2f} {v.metric:20s} {tag:7s} exact {v.exact:.4g}"
             f"  mean {v.estimate.mean:.4g}  95% [{v.estimate.low:.4g}, {v.estimate.high:.4g}]"
             f"  family [{v.simultaneous.low:.4g}, {v.simultaneous.high:.4g}]"
             f"  skew {v.skewness:+.2f}  {flag}{note}"
