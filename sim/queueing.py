@@ -64,18 +64,25 @@ MIN_EPISODES = 2_500.0
 MAX_CUSTOMERS = 1_000_000
 
 
-class ExpDraws:
-    """Exponential variates drawn from a generator in blocks (much cheaper than one at a time)."""
+class BlockDraws:
+    """Variates taken one at a time from blocks that `sample(n)` draws (much cheaper than one
+    call per variate); they come out from the end of each block."""
 
-    def __init__(self, gen: np.random.Generator, mean: float, block: int = 8192) -> None:
-        self._gen, self._mean, self._block = gen, mean, block
+    def __init__(self, sample: Callable[[int], np.ndarray], block: int = 8192) -> None:
+        self._sample, self._block = sample, block
         self._buf: list[float] = []
 
     def __call__(self) -> float:
         if not self._buf:
-            self._buf = self._gen.exponential(self._mean, self._block).tolist()
-            self._buf.reverse()
+            self._buf = self._sample(self._block).tolist()
         return self._buf.pop()
+
+
+class ExpDraws(BlockDraws):
+    """Exponential variates with the given mean, in the order the generator draws them."""
+
+    def __init__(self, gen: np.random.Generator, mean: float, block: int = 8192) -> None:
+        super().__init__(lambda n: gen.exponential(mean, n)[::-1], block)
 
 
 @dataclass(frozen=True)
@@ -165,10 +172,6 @@ class Replication:
     @property
     def mean_wait(self) -> float:
         return self.wait_sum / self.served if self.served else 0.0
-
-    @property
-    def wait_probability(self) -> float:
-        return self.waited / self.served if self.served else 0.0
 
 
 def stationary_occupancy(model: str, c: int, load: float, gen: np.random.Generator) -> int:

@@ -59,7 +59,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.queueing import LOSS, MODELS, STARTS, STATIONARY, ExpDraws, stationary_occupancy
+from sim.queueing import (
+    LOSS,
+    MODELS,
+    STARTS,
+    STATIONARY,
+    BlockDraws,
+    ExpDraws,
+    stationary_occupancy,
+)
 
 HITS = 2_000
 
@@ -89,19 +97,6 @@ class WeightedReplication:
     @property
     def mean_wait(self) -> float:
         return self.wait_sum / self.arrivals if self.arrivals else 0.0
-
-
-class Uniforms:
-    """Uniform variates on [0, 1) drawn from a generator in blocks."""
-
-    def __init__(self, gen: np.random.Generator, block: int = 8192) -> None:
-        self._gen, self._block = gen, block
-        self._buf: list[float] = []
-
-    def __call__(self) -> float:
-        if not self._buf:
-            self._buf = self._gen.random(self._block).tolist()
-        return self._buf.pop()
 
 
 def regeneration_state(c: int, arrival_rate: float, service_rate: float) -> int:
@@ -144,7 +139,7 @@ def replicate(
 
     gen = np.random.default_rng(seed)
     jumps_gen, holds_gen = (np.random.default_rng(int(s)) for s in gen.integers(0, 2**63, 2))
-    uniform, hold = Uniforms(jumps_gen), ExpDraws(holds_gen, 1.0 / all_busy_rate)
+    uniform, hold = BlockDraws(jumps_gen.random), ExpDraws(holds_gen, 1.0 / all_busy_rate)
 
     n = stationary_occupancy(model, c, load, gen) if start == STATIONARY else 0
     warmup = 0

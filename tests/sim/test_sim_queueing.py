@@ -13,6 +13,8 @@ from sim.queueing import (
     DELAY,
     LOSS,
     MIN_EPISODES,
+    BlockDraws,
+    ExpDraws,
     episode_rate,
     expected_episodes,
     relaxation_time,
@@ -86,3 +88,13 @@ def test_bad_arguments_are_refused() -> None:
         replicate(LOSS, 5, 0.5, 1, run_length(LOSS, 5, 0.5), start="full")
     with pytest.raises(ValueError, match="model"):
         replicate("mm1", 5, 0.5, 1, run_length(LOSS, 5, 0.5))
+
+
+def test_block_draws_give_the_generator_s_variates_one_at_a_time() -> None:
+    exponential = ExpDraws(np.random.default_rng(1), 2.0, block=4)
+    drawn = [exponential() for _ in range(10)]  # in blocks of 4, in the generator's order
+    assert drawn == pytest.approx(np.random.default_rng(1).exponential(2.0, 12)[:10].tolist())
+    uniform = BlockDraws(np.random.default_rng(1).random, block=4)
+    values = [uniform() for _ in range(8)]
+    assert values[:4] == np.random.default_rng(1).random(4).tolist()[::-1]
+    assert len(set(values)) == 8 and all(0 <= v < 1 for v in values)

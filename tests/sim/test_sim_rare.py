@@ -5,12 +5,11 @@ Their verdict against Erlang B and C, next to the direct runs, is in `test_sim_v
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from sim.erlang import erlang_b, erlang_c
 from sim.queueing import DELAY, EMPTY, LOSS
-from sim.rare import Uniforms, regeneration_state, replicate
+from sim.rare import regeneration_state, replicate
 
 
 def test_the_changed_measure_makes_all_busy_frequent_and_the_likelihood_ratio_undoes_it() -> None:
@@ -63,12 +62,6 @@ def test_waits_are_simulated_times() -> None:
 def test_replications_are_reproducible_and_independent() -> None:
     assert replicate(DELAY, 50, 0.6, 5, hits=100) == replicate(DELAY, 50, 0.6, 5, hits=100)
     assert replicate(DELAY, 50, 0.6, 5, hits=100) != replicate(DELAY, 50, 0.6, 6, hits=100)
-
-
-def test_uniforms_come_in_blocks_from_their_generator() -> None:
-    draw = Uniforms(np.random.default_rng(1), block=4)
-    values = [draw() for _ in range(10)]
-    assert len(set(values)) == 10 and all(0 <= v < 1 for v in values)
 
 
 def test_bad_arguments_are_refused() -> None:
