@@ -40,4 +40,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid} reaches a database but is under DATABASE_FREE")
 
 
-pytest_plugins = ["roomtrust.testing"]
+pytest_plugins = ["roomtrust.harness.plugin"]

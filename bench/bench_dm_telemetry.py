@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import uvloop
 
-from infra.local import stack as local_stack
+from roomtrust.stack import launcher
 from services.dm.client import DeviceCredential, DmAdmin
 
 DEVICES = 200
@@ -117,10 +117,10 @@ async def _run(url: str, ca: str, devices: list[DeviceCredential]) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        stack = local_stack.start(home, services=["dm"])
+        stack = launcher.start(home, services=["dm"])
         try:
-            entry = stack["services"]["dm"]["us"]
-            url, ca = entry["url"], entry["ca_file"]
+            entry = stack.endpoint("dm", "us")
+            url, ca = entry.url, entry.ca_file
             devices = []
             with DmAdmin(url, ca) as admin:
                 admin.register("Bench Inc", "bench@example.com", "correct horse battery")
@@ -139,7 +139,7 @@ def main() -> None:
                     devices.append(device)
             uvloop.run(_run(url, ca, devices))
         finally:
-            local_stack.stop(home)
+            launcher.stop(home)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ from devices_virtual.driver.fleet import FleetRun
 from devices_virtual.driver.io import raise_open_files_limit, run_loop
 from devices_virtual.models import CATALOGUE
 from devices_virtual.scenario import parse_scenario
-from infra.local import stack as local_stack
+from protocol.stack import Stack
+from roomtrust.stack import launcher
 from services.common.settings import DM_REGIONS
 
 GOAL_DEVICES = 5_000
@@ -98,9 +99,9 @@ def scenario(devices: int) -> Any:
     )
 
 
-async def measure(stack: dict[str, Any], work: Path, devices: int) -> dict[str, Any]:
+async def measure(stack: Stack, work: Path, devices: int) -> dict[str, Any]:
     run = FleetRun(scenario(devices), stack, work, keep_connections=False)
-    servers = [info["pid"] for info in stack["services"]["dm"].values()]
+    servers = [stack.endpoint("dm", region).pid for region in stack.regions("dm")]
     gc.collect()
     before = rss_bytes()
     await run.start()
@@ -324,7 +325,7 @@ def main() -> None:
         print(f"open-files limit {limit} is too low for {devices} devices; raise `ulimit -n`")
     with tempfile.TemporaryDirectory(prefix="roomtrust-bench-fleet-") as tmp:
         home = Path(tmp)
-        stack = local_stack.start(home, services=["dm"])
+        stack = launcher.start(home, services=["dm"])
         print(
             f"{devices:,} devices over DM regions {', '.join(DM_REGIONS)}; "
             f"power-up at most {POWER_UP_WINDOW} at once and {POWER_UPS_PER_S:.0f}/s; "
@@ -335,7 +336,7 @@ def main() -> None:
             figures = run_loop(measure(stack, home / "work", devices))
             floor_figures = measure_floor(figures["floor_sample"], home)
         finally:
-            local_stack.stop(home)
+            launcher.stop(home)
     report(figures, floor_figures)
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import httpx
 
-from infra.local import stack as local_stack
 from media_core.sources import AudioSource
+from roomtrust.harness.call import MediaCall
+from roomtrust.stack import launcher
 from services.common.tls import client_context
 from services.meeting.client import MeetingApi
-from services.meeting.media.call import MediaCall
 from services.meeting.media.pool import REPLACE_DELAY_ENV
 from services.meeting.relay.files import running_relays
 
@@ -131,13 +131,13 @@ def main() -> None:
         home = Path(tmp)
         region = None
         try:
-            region = local_stack.launch_region(home, "meeting", REGION)
-            local_stack.start_relays(home, {REGION: 2})
-            gaps, moves = asyncio.run(rounds(home, region["url"], Path(region["ca_file"])))
+            region = launcher.launch_region(home, "meeting", REGION)
+            launcher.start_relays(home, {REGION: 2})
+            gaps, moves = asyncio.run(rounds(home, region.url, region.ca_file))
         finally:
             if region is not None:
-                local_stack.terminate(region["pid"])
-            local_stack.stop_relays(home)
+                launcher.terminate(region.pid)
+            launcher.stop_relays(home)
             if previous is None:
                 os.environ.pop(REPLACE_DELAY_ENV, None)
             else:

@@ -27,7 +27,7 @@ def run_scenario(
     from devices_virtual.driver.fleet import FleetRun
     from devices_virtual.driver.io import run_loop
     from devices_virtual.scenario import load_scenario
-    from infra.local.stack import read_stack
+    from protocol.stack import read_stack
 
     scenario = load_scenario(scenario_file)
     if speed is not None:
@@ -79,7 +79,7 @@ def run(
 ) -> None:
     """Run SCENARIO with real virtual devices against the running local stack."""
     from devices_virtual.scenario import ScenarioError
-    from infra.local.stack import StackError
+    from protocol.stack import StackError
 
     try:
         summary, records, summary_file = run_scenario(scenario, home, out, speed)

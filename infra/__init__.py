@@ -1,1 +1,2 @@
-"""Deployment: Pulumi programs per region (Azure DM, AWS meetings), the policy pack, and the local stack."""
+"""Deployment: Pulumi programs per region (Azure DM, AWS meetings) and the policy pack. The local
+stack's launcher is `roomtrust.stack`."""

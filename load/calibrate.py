@@ -42,6 +42,7 @@ from devices_virtual.scenario import Fleet, Site
 from load.predict import LoadShape, simulate_load
 from load.processes import ROOT
 from load.provision import DmTarget, device_identities
+from protocol.stack import Stack
 from sim.service import Calibration, ServiceTime, load_calibration
 
 KINDS = ("enroll", "heartbeat", "telemetry")
@@ -189,7 +190,7 @@ def write_calibration(
 
 
 def _plan(
-    stack: dict[str, Any], kinds: list[str], seconds: float, share: float, region: str
+    stack: Stack, kinds: list[str], seconds: float, share: float, region: str
 ) -> dict[str, Any]:
     run_id = secrets.token_hex(3)
     fleet = Fleet(
@@ -239,7 +240,7 @@ def measure(plan: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def calibrate_stack(
-    stack: dict[str, Any],
+    stack: Stack,
     kinds: list[str],
     seconds: float,
     region: str,

@@ -102,9 +102,9 @@ def run(
         typer.echo(f"joining the master at {master_host}:{master_port or 5557} (log: {log})")
         raise typer.Exit(processes.run_worker(master_host, master_port or 5557, log))
 
-    from infra.local.stack import StackError, read_stack
     from load.provision import provision, write_provision
     from load.scenario import load_load_scenario
+    from protocol.stack import StackError, read_stack
 
     try:
         spec = load_load_scenario(scenario)
@@ -163,8 +163,8 @@ def calibrate(
 ) -> None:
     """Measure service times of the local stack, fit them, write a calibration file, and print the
     simulator's prediction of the measured load next to the measurement."""
-    from infra.local.stack import StackError, read_stack
     from load.calibrate import KINDS, calibrate_stack, format_table
+    from protocol.stack import StackError, read_stack
 
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = sorted(set(wanted) - set(KINDS))

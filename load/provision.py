@@ -23,6 +23,7 @@ from typing import Any
 from devices_virtual.scenario import Fleet
 from load.kinds import UserKind
 from load.scenario import LoadScenario
+from protocol.stack import Stack
 from services.dm.client import DmAdmin
 from services.meeting.client import MeetingApi
 
@@ -71,10 +72,10 @@ def device_identities(
 class DmTarget:
     """One fleet's DM enterprise, made through the admin API."""
 
-    def __init__(self, fleet: Fleet, stack: dict[str, Any], run_id: str) -> None:
-        info = stack["services"]["dm"][fleet.dm_region]
+    def __init__(self, fleet: Fleet, stack: Stack, run_id: str) -> None:
+        region = stack.endpoint("dm", fleet.dm_region)
         self.fleet = fleet
-        self.url, self.ca_file = info["url"], Path(info["ca_file"])
+        self.url, self.ca_file = region.url, region.ca_file
         self.admin = DmAdmin(self.url, self.ca_file)
         self.email = f"load-{run_id}-{fleet.name}@example.com"
         self.admin.register(f"Load {run_id} {fleet.name}", self.email, PASSWORD)
@@ -113,12 +114,12 @@ class DmTarget:
 
 
 def _meeting_accounts(
-    fleet: Fleet, stack: dict[str, Any], run_id: str, count: int, threads: int = 4
+    fleet: Fleet, stack: Stack, run_id: str, count: int, threads: int = 4
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     assert fleet.meeting_region is not None
-    info = stack["services"]["meeting"][fleet.meeting_region]
-    ca_file = Path(info["ca_file"])
-    with MeetingApi(info["url"], ca_file) as api:
+    region = stack.endpoint("meeting", fleet.meeting_region)
+    ca_file = region.ca_file
+    with MeetingApi(region.url, ca_file) as api:
         api.register_enterprise(f"Load {run_id} {fleet.name}")
 
         def one(index: int) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def _meeting_accounts(
 
         with ThreadPoolExecutor(threads) as pool:
             accounts = list(pool.map(one, range(count)))
-    target = {"region": fleet.meeting_region, "url": info["url"], "ca_pem": ca_file.read_text()}
+    target = {"region": fleet.meeting_region, "url": region.url, "ca_pem": ca_file.read_text()}
     return target, accounts
 
 
@@ -141,7 +142,7 @@ def _spread(count: int, parts: int) -> list[int]:
     return [count // parts + (1 if i < count % parts else 0) for i in range(parts)]
 
 
-def provision(scenario: LoadScenario, stack: dict[str, Any], users: int | None = None) -> Provision:
+def provision(scenario: LoadScenario, stack: Stack, users: int | None = None) -> Provision:
     """Make everything the scenario's users need for `users` Locust users (at most)."""
     run_id = secrets.token_hex(3)
     need = scenario.expected_users(users)

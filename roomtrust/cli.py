@@ -8,9 +8,9 @@ import typer
 
 from devices_virtual.cli import app as fleet_app
 from infra.cli import app as infra_app
-from infra.local.cli import register as register_stack
 from load.cli import app as load_app
 from roomtrust.comply.cli import register as register_comply
+from roomtrust.stack.cli import register as register_stack
 from services.dm.cli import config_app, diag_app, rollout_app
 from services.meeting.cli import retention_app
 from sim.cli import app as sim_app

@@ -13,7 +13,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from infra.local import stack as local_stack
+from protocol.stack import stack_file
+from roomtrust.stack import launcher
 from services.dm.client import DeviceCredential, DmAdmin
 from services.dm.domain.catalogue import MANAGED_MODELS
 
@@ -24,7 +25,7 @@ def _mac() -> str:
     return "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
 
 
-def run_dm_region(region: str, url: str, ca: str, keys: Path) -> dict[str, Any]:
+def run_dm_region(region: str, url: str, ca: Path, keys: Path) -> dict[str, Any]:
     email = f"demo-{region}-{secrets.token_hex(3)}@example.com"
     with DmAdmin(url, ca) as admin:
         admin.register(f"Demo {region.upper()}", email, PASSWORD)
@@ -74,10 +75,11 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
 
 
 def run_demo(home: Path, out: Path) -> dict[str, Any]:
-    stack = local_stack.start(home)
+    stack = launcher.start(home)
     keys = home / "demo-keys"
-    summary: dict[str, Any] = {"stack": str(local_stack.stack_file(home.resolve())), "dm": []}
-    for region, info in stack["services"]["dm"].items():
-        summary["dm"].append(run_dm_region(region, info["url"], info["ca_file"], keys))
+    summary: dict[str, Any] = {"stack": str(stack_file(home.resolve())), "dm": []}
+    for region in stack.regions("dm"):
+        dm = stack.endpoint("dm", region)
+        summary["dm"].append(run_dm_region(region, dm.url, dm.ca_file, keys))
     summary["summary_file"] = str(write_summary(out, summary))
     return summary

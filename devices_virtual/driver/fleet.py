@@ -62,6 +62,7 @@ from devices_virtual.scenario import (
     SteadyPhase,
     ToggleDmPhase,
 )
+from protocol.stack import Stack
 from services.common.tls import client_context
 
 PASSWORD = "fleet password 2026"
@@ -167,7 +168,7 @@ class FleetRun:
     def __init__(
         self,
         scenario: Scenario,
-        stack: dict[str, Any],
+        stack: Stack,
         work_dir: Path,
         log: Log | None = None,
         progress: Progress | None = None,
@@ -230,8 +231,8 @@ class FleetRun:
 
     def _make_fleet(self, fleet: Fleet) -> FleetState:
         assert self.io is not None
-        info = self.stack["services"]["dm"][fleet.dm_region]
-        dm_url, dm_ca = info["url"], Path(info["ca_file"])
+        dm = self.stack.endpoint("dm", fleet.dm_region)
+        dm_url, dm_ca = dm.url, dm.ca_file
         release_key = self.release_key(dm_url, dm_ca)
         timing = self.scenario.timing
         specs = plan_fleet(fleet, self.identity_rng)
@@ -437,8 +438,8 @@ class FleetRun:
         from services.meeting.client import MeetingApi
 
         assert self.io is not None and state.fleet.meeting_region is not None
-        info = self.stack["services"]["meeting"][state.fleet.meeting_region]
-        url, ca = info["url"], Path(info["ca_file"])
+        region = self.stack.endpoint("meeting", state.fleet.meeting_region)
+        url, ca = region.url, region.ca_file
         admin = MeetingApi(url, ca)
         await asyncio.to_thread(
             admin.register_enterprise, f"{self.scenario.name} {state.fleet.name}"
@@ -457,8 +458,8 @@ class FleetRun:
         assert self.io is not None and state.fleet.meeting_region is not None
         if device.name in state.rooms:
             return state.rooms[device.name]
-        info = self.stack["services"]["meeting"][state.fleet.meeting_region]
-        url, ca = info["url"], Path(info["ca_file"])
+        region = self.stack.endpoint("meeting", state.fleet.meeting_region)
+        url, ca = region.url, region.ca_file
         display = device.agent.identity.name
         code = await asyncio.to_thread(
             state.meeting_admin.call, "POST", "/v1/room-systems", json={"display_name": display}
@@ -694,7 +695,7 @@ class FleetRun:
         return seen, seen - allowed
 
 
-def run_fleet(scenario: Scenario, stack: dict[str, Any], work_dir: Path) -> tuple[FleetRun, Any]:
+def run_fleet(scenario: Scenario, stack: Stack, work_dir: Path) -> tuple[FleetRun, Any]:
     """Run a scenario to its end (blocking); the run keeps its devices and recorder for checks."""
     from devices_virtual.driver.io import run_loop
 

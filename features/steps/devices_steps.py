@@ -20,6 +20,7 @@ from devices_virtual.driver.device import VirtualDevice
 from devices_virtual.driver.fleet import FleetRun, run_fleet
 from devices_virtual.models import CATALOGUE
 from devices_virtual.scenario import Scenario, parse_scenario
+from protocol.stack import Stack
 from roomtrust.comply.checks import devices as checks
 from roomtrust.comply.checks.devices import DeviceFacts, FleetFacts
 from roomtrust.comply.evidence import Evidence
@@ -75,12 +76,12 @@ def _device_facts(device: VirtualDevice, deployed: bool) -> DeviceFacts:
     )
 
 
-def fleet_facts(run: FleetRun, summary: dict[str, Any], stack: dict[str, Any]) -> FleetFacts:
+def fleet_facts(run: FleetRun, summary: dict[str, Any], stack: Stack) -> FleetFacts:
     """What the checks need of a finished fleet run, read from its devices, its connection
     recorder, its stand-ins and the DM service's device list."""
     state = run.fleets["twins"]
-    info = stack["services"]["dm"][state.fleet.dm_region]
-    with DmAdmin(info["url"], info["ca_file"]) as admin:
+    dm = stack.endpoint("dm", state.fleet.dm_region)
+    with DmAdmin(dm.url, dm.ca_file) as admin:
         admin.http.headers["authorization"] = state.admin.http.headers["authorization"]
         listed = admin.devices()
     toggles = summary.get("dm_toggles") or []
@@ -112,7 +113,7 @@ def _fleet_ran(
     comply_target: Target, evidence: Evidence, region: str, tmp_path_factory: pytest.TempPathFactory
 ) -> FleetFacts:
     stack = comply_target.stack()
-    key = (str(stack.get("home")), region)
+    key = (str(stack.home), region)
     if key not in _RUNS:
         work: Path = tmp_path_factory.mktemp("devices-fleet")
         _RUNS[key] = run_fleet(_scenario(region), stack, work)

@@ -26,11 +26,11 @@ from devices_virtual.agent.firmware import virtual_image
 from devices_virtual.driver.device import VirtualDevice
 from devices_virtual.driver.fleet import FleetRun
 from devices_virtual.models import get_model
-from roomtrust.testing import region_endpoint
+from protocol.stack import Stack
+from roomtrust.harness.fleets import fleet_admin, fleet_scenario, start_fleet
 from services.common import firmware
 from services.dm.cli import parse_amount
 from services.dm.client import DeviceCredential, DmAdmin
-from tests.dm.fleets import fleet_admin, fleet_scenario, start_fleet
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery staple"
@@ -101,7 +101,7 @@ def _poll(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> 
 
 @given(parsers.parse('a fleet of {count:d} "{model}" room systems online in DM region "{region}"'))
 def _fleet(
-    stack: dict[str, Any], fw: dict[str, Any], tmp_path: Path, count: int, model: str, region: str
+    stack: Stack, fw: dict[str, Any], tmp_path: Path, count: int, model: str, region: str
 ) -> None:
     fleet: BackgroundFleet = fw["fleet"]
     fleet.region = region
@@ -124,9 +124,9 @@ def _upload(fw: dict[str, Any], behaviour: str, version: str) -> None:
 
 
 @when("its signature is tampered with in the region's object store")
-def _tamper(stack: dict[str, Any], fw: dict[str, Any]) -> None:
+def _tamper(stack: Stack, fw: dict[str, Any]) -> None:
     region = fw["fleet"].region
-    path = Path(stack["home"]) / "dm" / region / "objects" / "firmware"
+    path = stack.home / "dm" / region / "objects" / "firmware"
     blob = path / f"{fw['image']['image_id']}.rtfw"
     signed = firmware.unpack(blob.read_bytes())
     forged = bytes([signed.signature[0] ^ 0x80]) + signed.signature[1:]
@@ -249,9 +249,10 @@ def _ws(url: str) -> str:
 
 
 def _hand_device(
-    stack: dict[str, Any], admin: DmAdmin, site: str, tmp_path: Path, version: str
+    stack: Stack, admin: DmAdmin, site: str, tmp_path: Path, version: str
 ) -> DeviceCredential:
-    url, ca = region_endpoint(stack, "dm", "us")
+    endpoint = stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     mac = "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
     device = DeviceCredential(
         mac, f"SN{secrets.token_hex(4)}", "MeetingBoard 86", tmp_path / "keys"
@@ -272,9 +273,10 @@ def _hand_device(
     )
 )
 def _enrolled_by_hand(
-    stack: dict[str, Any], fw: dict[str, Any], tmp_path: Path, region: str, version: str
+    stack: Stack, fw: dict[str, Any], tmp_path: Path, region: str, version: str
 ) -> None:
-    url, ca = region_endpoint(stack, "dm", region)
+    endpoint = stack.endpoint("dm", region)
+    url, ca = endpoint.url, endpoint.ca_file
     admin = DmAdmin(url, ca)
     email = f"fw-{secrets.token_hex(4)}@example.com"
     admin.register("Firmware QA", email, PASSWORD)

@@ -12,8 +12,8 @@ import websockets
 from pytest_bdd import given, parsers, then, when
 
 from features.steps.dm_steps import _admin, _device
+from protocol.stack import Stack
 from roomtrust.comply.checks import common, dm_operations
-from roomtrust.testing import region_endpoint
 from services.dm.client import DeviceCredential
 
 
@@ -83,10 +83,9 @@ def _logged(ctx: dict[str, Any]) -> None:
         "{here:d} enrolled devices at the site and {there:d} enrolled device at another site"
     )
 )
-def _spread(
-    stack: dict[str, Any], ctx: dict[str, Any], tmp_path: Path, here: int, there: int
-) -> None:
-    url, ca = region_endpoint(stack, "dm", ctx["region"])
+def _spread(stack: Stack, ctx: dict[str, Any], tmp_path: Path, here: int, there: int) -> None:
+    endpoint = stack.endpoint("dm", ctx["region"])
+    url, ca = endpoint.url, endpoint.ca_file
     other = ctx["admin"].create_site(f"Other-{secrets.token_hex(2)}", "UTC")
     ctx["here"], ctx["there"] = [], []
     for site, count, bucket in ((ctx["site"], here, "here"), (other, there, "there")):
@@ -109,8 +108,9 @@ def _push(ctx: dict[str, Any], key: str, value: int) -> None:
 
 
 @then("every device at the site receives the profile and acknowledges its version")
-def _received(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
-    url, ca = region_endpoint(stack, "dm", ctx["region"])
+def _received(stack: Stack, ctx: dict[str, Any]) -> None:
+    endpoint = stack.endpoint("dm", ctx["region"])
+    url, ca = endpoint.url, endpoint.ca_file
 
     async def run() -> list[list[dict[str, Any]]]:
         return await asyncio.gather(*(_collect(d, url, ca, 1.5, True) for d in ctx["here"]))
@@ -123,8 +123,9 @@ def _received(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
 
 
 @then("the device at the other site receives nothing")
-def _nothing(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
-    url, ca = region_endpoint(stack, "dm", ctx["region"])
+def _nothing(stack: Stack, ctx: dict[str, Any]) -> None:
+    endpoint = stack.endpoint("dm", ctx["region"])
+    url, ca = endpoint.url, endpoint.ca_file
     received = {
         str(device.device_id): asyncio.run(_collect(device, url, ca, 1.0, False))
         for device in ctx["there"]
@@ -148,8 +149,9 @@ def _bad_profile(ctx: dict[str, Any], key: str) -> None:
 
 
 @when("the administrator requests diagnostics from the device")
-def _request_diag(stack: dict[str, Any], ctx: dict[str, Any], device: DeviceCredential) -> None:
-    url, ca = region_endpoint(stack, "dm", ctx["region"])
+def _request_diag(stack: Stack, ctx: dict[str, Any], device: DeviceCredential) -> None:
+    endpoint = stack.endpoint("dm", ctx["region"])
+    url, ca = endpoint.url, endpoint.ca_file
     ctx["command"] = ctx["admin"].request_diagnostics(str(device.device_id))
     received = asyncio.run(_collect(device, url, ca, 1.0, False))
     assert [m["kind"] for m in received] == ["diagnostics"]
@@ -186,7 +188,7 @@ def _download(ctx: dict[str, Any]) -> None:
 
 
 @then("an administrator of another enterprise cannot")
-def _other_cannot(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
+def _other_cannot(stack: Stack, ctx: dict[str, Any]) -> None:
     other = _admin(stack, ctx["region"])
     try:
         status = other.http.get(f"/v1/diagnostics/{ctx['bundle_id']}").status_code

@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 
+from protocol.stack import Stack
 from roomtrust.comply.checks import common, dm
-from roomtrust.testing import region_endpoint, region_engine, table_counts
+from roomtrust.harness.stores import region_engine, table_counts
 from services.dm.client import DeviceCredential, DmAdmin, DmError
 from services.dm.domain.catalogue import MANAGED_MODELS
 
@@ -29,8 +30,9 @@ def _device(tmp_path: Path, model: str = "MeetingBar A30") -> DeviceCredential:
     return DeviceCredential(_mac(), f"SN{secrets.token_hex(4)}", model, tmp_path / "keys")
 
 
-def _admin(stack: dict[str, Any], region: str) -> DmAdmin:
-    url, ca = region_endpoint(stack, "dm", region)
+def _admin(stack: Stack, region: str) -> DmAdmin:
+    endpoint = stack.endpoint("dm", region)
+    url, ca = endpoint.url, endpoint.ca_file
     admin = DmAdmin(url, ca)
     email = f"qa-{secrets.token_hex(4)}@example.com"
     admin.register("QA Corp", email, PASSWORD)
@@ -56,13 +58,13 @@ def ctx() -> Iterator[dict[str, Any]]:
 
 
 @given("the local stack is running", target_fixture="stack")
-def _stack(live_stack: dict[str, Any]) -> dict[str, Any]:
-    assert live_stack["services"].get("dm"), "the stack has no DM region"
+def _stack(live_stack: Stack) -> Stack:
+    assert live_stack.regions("dm"), "the stack has no DM region"
     return live_stack
 
 
 @given(parsers.parse('an administrator of an enterprise in DM region "{region}" with a site'))
-def _admin_with_site(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
+def _admin_with_site(stack: Stack, ctx: dict[str, Any], region: str) -> None:
     admin = _admin(stack, region)
     ctx["admin"], ctx["site"], ctx["region"] = admin, admin.create_site("HQ", "UTC"), region
     ctx["counts"] = table_counts(region_engine(stack, "dm", region))
@@ -78,8 +80,9 @@ def _deploy_all(ctx: dict[str, Any], tmp_path: Path) -> None:
 
 
 @when("every deployed device enrolls")
-def _enroll_all(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
-    url, ca = region_endpoint(stack, "dm", ctx["region"])
+def _enroll_all(stack: Stack, ctx: dict[str, Any]) -> None:
+    endpoint = stack.endpoint("dm", ctx["region"])
+    url, ca = endpoint.url, endpoint.ca_file
     for device in ctx["devices"]:
         assert device.enroll(url, ca).status_code == 201, device.model
 
@@ -108,17 +111,17 @@ def _undeployed(tmp_path: Path) -> DeviceCredential:
 
 
 @when(parsers.parse('it asks region "{region}" to enroll'))
-def _ask_enroll(
-    stack: dict[str, Any], ctx: dict[str, Any], device: DeviceCredential, region: str
-) -> None:
-    url, ca = region_endpoint(stack, "dm", region)
+def _ask_enroll(stack: Stack, ctx: dict[str, Any], device: DeviceCredential, region: str) -> None:
+    endpoint = stack.endpoint("dm", region)
+    url, ca = endpoint.url, endpoint.ca_file
     ctx["response"] = device.enroll(url, ca)
     dm.no_certificate_issued(device.cert_file.exists(), "a device nobody deployed")
 
 
 @when(parsers.parse('telemetry is sent to region "{region}" without a client certificate'))
-def _anonymous_telemetry(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
-    url, ca = region_endpoint(stack, "dm", region)
+def _anonymous_telemetry(stack: Stack, ctx: dict[str, Any], region: str) -> None:
+    endpoint = stack.endpoint("dm", region)
+    url, ca = endpoint.url, endpoint.ca_file
     with httpx.Client(base_url=url, verify=str(ca)) as http:
         ctx["response"] = http.post("/v1/device/telemetry", json={"status": "online"})
 
@@ -130,15 +133,16 @@ def _status_with_reason(ctx: dict[str, Any], status: int) -> None:
 
 
 @then(parsers.parse('no table of region "{region}" gained a row'))
-def _no_rows(stack: dict[str, Any], ctx: dict[str, Any], region: str) -> None:
+def _no_rows(stack: Stack, ctx: dict[str, Any], region: str) -> None:
     dm.no_table_gained_a_row(ctx["counts"], table_counts(region_engine(stack, "dm", region)))
 
 
 @given("a deployed and enrolled device", target_fixture="device")
-def _enrolled(stack: dict[str, Any], ctx: dict[str, Any], tmp_path: Path) -> DeviceCredential:
+def _enrolled(stack: Stack, ctx: dict[str, Any], tmp_path: Path) -> DeviceCredential:
     device = _device(tmp_path)
     ctx["admin"].deploy(device.mac, device.serial_number, device.model, ctx["site"])
-    url, ca = region_endpoint(stack, "dm", ctx["region"])
+    endpoint = stack.endpoint("dm", ctx["region"])
+    url, ca = endpoint.url, endpoint.ca_file
     assert device.enroll(url, ca).status_code == 201
     ctx["counts"] = table_counts(region_engine(stack, "dm", ctx["region"]))
     ctx["http"] = device.client(url, ca)
@@ -163,11 +167,12 @@ def _refused(ctx: dict[str, Any]) -> None:
 
 
 @given(parsers.parse('a device enrolled in DM region "{region}"'), target_fixture="device")
-def _enrolled_elsewhere(stack: dict[str, Any], tmp_path: Path, region: str) -> DeviceCredential:
+def _enrolled_elsewhere(stack: Stack, tmp_path: Path, region: str) -> DeviceCredential:
     admin = _admin(stack, region)
     device = _device(tmp_path)
     admin.deploy(device.mac, device.serial_number, device.model, admin.create_site("Site", "UTC"))
-    url, ca = region_endpoint(stack, "dm", region)
+    endpoint = stack.endpoint("dm", region)
+    url, ca = endpoint.url, endpoint.ca_file
     assert device.enroll(url, ca).status_code == 201
     with device.client(url, ca) as http:
         assert http.post("/v1/device/heartbeat", json={}).status_code == 200
@@ -175,8 +180,9 @@ def _enrolled_elsewhere(stack: dict[str, Any], tmp_path: Path, region: str) -> D
 
 
 @then(parsers.parse('region "{region}" refuses the device\'s certificate at the handshake'))
-def _foreign_refused(stack: dict[str, Any], device: DeviceCredential, region: str) -> None:
-    url, ca = region_endpoint(stack, "dm", region)
+def _foreign_refused(stack: Stack, device: DeviceCredential, region: str) -> None:
+    endpoint = stack.endpoint("dm", region)
+    url, ca = endpoint.url, endpoint.ca_file
     answered: int | None = None
     try:
         with device.client(url, ca) as http:
@@ -221,13 +227,13 @@ def _listed_version(ctx: dict[str, Any], device: DeviceCredential, version: str)
 
 
 @given("two administrators registered with the same password")
-def _two_admins(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
+def _two_admins(stack: Stack, ctx: dict[str, Any]) -> None:
     for _ in range(2):
         _admin(stack, ctx["region"]).close()
 
 
 @then("every stored administrator password is an Argon2id hash")
-def _hashes(stack: dict[str, Any], ctx: dict[str, Any]) -> None:
+def _hashes(stack: Stack, ctx: dict[str, Any]) -> None:
     engine = region_engine(stack, "dm", ctx["region"])
     with engine.connect() as conn:
         hashes = conn.execute(sa.text("SELECT password_hash FROM administrators")).scalars().all()
@@ -241,7 +247,7 @@ def _salted(ctx: dict[str, Any]) -> None:
 
 
 @then(parsers.parse('the password text appears nowhere in the store of region "{region}"'))
-def _no_plaintext(stack: dict[str, Any], region: str) -> None:
+def _no_plaintext(stack: Stack, region: str) -> None:
     engine = region_engine(stack, "dm", region)
     places: list[tuple[str, str | bytes]] = []
     with engine.connect() as conn:

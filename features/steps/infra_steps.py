@@ -14,6 +14,7 @@ from infra.policy.graph import Graph
 from roomtrust.comply.evidence import Evidence, nonempty
 from roomtrust.comply.fixtures import comply_target, evidence
 from roomtrust.comply.targets import Target
+from roomtrust.harness.local import self_hosted
 
 FIXTURES = (comply_target, evidence)  # made visible to the scenarios that import these steps
 
@@ -89,9 +90,7 @@ def _no_shared_credentials(graphs: Graphs, evidence: Evidence) -> None:
 
 @then('every "dm" stack runs the DM module that the self-hosted stack runs')
 def _same_module(graphs: Graphs, evidence: Evidence) -> None:
-    from infra.local.stack import SERVICES
-
-    module = SERVICES["dm"][0]
+    module, _ = self_hosted("dm")
     problems = {
         name: checks.same_codebase_violations(g, module)
         for name, g in _of_service(graphs, "dm").items()
@@ -102,9 +101,7 @@ def _same_module(graphs: Graphs, evidence: Evidence) -> None:
 
 @then("the self-hosted stack runs that module for every DM region")
 def _self_hosted_regions() -> None:
-    from infra.local.stack import SERVICES
-
-    module, regions = SERVICES["dm"]
+    module, regions = self_hosted("dm")
     assert module.startswith("services.dm.")
     assert tuple(nonempty(regions, "self-hosted DM region")) == checks.REGIONS["dm"]
 

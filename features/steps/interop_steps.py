@@ -15,15 +15,16 @@ import re
 import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from protocol.stack import Stack
 from roomtrust.comply.evidence import Evidence
 from roomtrust.comply.fixtures import evidence
 from roomtrust.comply.tlsprobe import probe
+from roomtrust.harness.interop import GatewayProcess, start_gateway
 from services.meeting.interop import checks, h323, sip
 from services.meeting.interop.client import (
     H323Caller,
@@ -31,7 +32,6 @@ from services.meeting.interop.client import (
     listening_sockets,
     plain_sip_answer,
 )
-from services.meeting.interop.testing import GatewayProcess, start_gateway
 
 FIXTURES = (evidence,)  # made visible to the scenarios that import these steps
 SIP_DEFAULT_PORT = 5060
@@ -68,12 +68,12 @@ def interop_gateways() -> Iterator[dict[str, GatewayProcess]]:
     parsers.parse('the interop gateway of region "{region}" is running'), target_fixture="gateway"
 )
 def gateway_running(
-    stack: dict[str, Any], interop_gateways: dict[str, GatewayProcess], region: str
+    stack: Stack, interop_gateways: dict[str, GatewayProcess], region: str
 ) -> GatewayProcess:
-    key = f"{stack['home']}:{region}"
+    key = f"{stack.home}:{region}"
     gateway = interop_gateways.get(key)
     if gateway is None or gateway.process.poll() is not None:
-        gateway = interop_gateways[key] = start_gateway(Path(stack["home"]), region)
+        gateway = interop_gateways[key] = start_gateway(stack.home, region)
     return gateway
 
 

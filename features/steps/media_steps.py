@@ -1,6 +1,6 @@
 """Steps of features/media.feature: MT-03, MT-06, MT-08, MT-12 against the live meeting stack.
 
-The stack is the one `services.meeting.testing` shares with the meeting features; its region sa has
+The stack is the harness's `meeting_stack`, shared with the meeting features; its region sa has
 two relays and a PSTN gateway. Each scenario runs its participants (`MediaCall`: WSS signaling plus
 SRTP over UDP) on an event loop in a background thread, so media keeps flowing between steps as it
 would in a real call. Captures, gaps and counters are written to the scenario's evidence folder.
@@ -29,14 +29,14 @@ from media_core import g711
 from media_core.rtp import RtpPacket
 from media_core.sources import MARKER, AudioSource, VideoSource
 from media_core.srtp import Direction, KeyMaterial, SrtpError, SrtpSession
+from protocol.stack import Stack
 from roomtrust.comply.capture import WireCapture, can_capture
 from roomtrust.comply.evidence import Evidence, nonempty
 from roomtrust.comply.fixtures import evidence
-from roomtrust.testing import region_endpoint
+from roomtrust.harness.call import MediaCall
+from roomtrust.harness.plugin import MEDIA_REGION
 from services.common.tls import client_context
-from services.meeting import testing as shared_stack
 from services.meeting.client import MeetingApi
-from services.meeting.media.call import MediaCall
 from services.meeting.pstn.client import PstnTrunk
 from services.meeting.relay.client import read_counters
 from services.meeting.relay.files import running_relays
@@ -94,22 +94,11 @@ class Scene:
             self.admin.close()
 
 
-@pytest.fixture(scope="session")
-def media_stack(
-    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
-) -> Iterator[dict[str, Any]]:
-    stack = shared_stack.acquire(tmp_path_factory.mktemp("meeting-features"), schema_prefix)
-    try:
-        yield stack
-    finally:
-        shared_stack.release()
-
-
 @pytest.fixture
-def scene(media_stack: dict[str, Any]) -> Iterator[Scene]:
-    region = shared_stack.MEDIA_REGION
-    url, ca = region_endpoint(media_stack, "meeting", region)
-    made = Scene(Path(media_stack["home"]), region, url, ca)
+def scene(meeting_stack: Stack) -> Iterator[Scene]:
+    region = MEDIA_REGION
+    endpoint = meeting_stack.endpoint("meeting", region)
+    made = Scene(meeting_stack.home, region, endpoint.url, endpoint.ca_file)
     yield made
     made.close()
 

@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 from typer.testing import CliRunner
 
+from protocol.stack import Stack
 from roomtrust.comply.checks import common
 from roomtrust.comply.checks import meeting as checks
-from roomtrust.testing import region_endpoint, region_engine
+from roomtrust.harness.stores import region_engine
 from services.common.ca import key_pem, make_csr, new_private_key
 from services.common.settings import MEETING_REGIONS
 from services.common.tls import client_context
 from services.meeting import audit
-from services.meeting import testing as shared_stack
 from services.meeting.cli import retention_app
 from services.meeting.client import PASSWORD, MeetingApi, Signal
 
@@ -32,17 +32,6 @@ def names(text: str) -> list[str]:
     found = [part.strip() for part in text.split(",") if part.strip()]
     assert found, f"no names in {text!r}"
     return found
-
-
-@pytest.fixture(scope="session")
-def meeting_regions(
-    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
-) -> Iterator[dict[str, Any]]:
-    stack = shared_stack.acquire(tmp_path_factory.mktemp("meeting-features"), schema_prefix)
-    try:
-        yield stack
-    finally:
-        shared_stack.release()
 
 
 @pytest.fixture
@@ -80,15 +69,14 @@ def socket_of(mt: dict[str, Any], name: str) -> Signal:
 
 
 @given("the meeting regions are running", target_fixture="stack")
-def meeting_regions_running(meeting_regions: dict[str, Any]) -> dict[str, Any]:
-    assert set(meeting_regions["services"]["meeting"]) == set(MEETING_REGIONS)
-    return meeting_regions
+def meeting_regions_running(meeting_stack: Stack) -> Stack:
+    assert set(meeting_stack.regions("meeting")) == set(MEETING_REGIONS)
+    return meeting_stack
 
 
-def new_enterprise(
-    stack: dict[str, Any], mt: dict[str, Any], region: str, **kwargs: Any
-) -> MeetingApi:
-    url, ca = region_endpoint(stack, "meeting", region)
+def new_enterprise(stack: Stack, mt: dict[str, Any], region: str, **kwargs: Any) -> MeetingApi:
+    endpoint = stack.endpoint("meeting", region)
+    url, ca = endpoint.url, endpoint.ca_file
     admin = MeetingApi(url, ca)
     admin.register_enterprise(**kwargs)
     mt["admin"], mt["region"] = admin, region
@@ -97,9 +85,7 @@ def new_enterprise(
 
 
 @given(parsers.parse('an enterprise in meeting region "{region}" with the users "{people}"'))
-def enterprise_with_users(
-    stack: dict[str, Any], mt: dict[str, Any], region: str, people: str
-) -> None:
+def enterprise_with_users(stack: Stack, mt: dict[str, Any], region: str, people: str) -> None:
     admin = new_enterprise(stack, mt, region)
     for person in names(people):
         mt["apis"][person] = admin.member(person)
@@ -123,8 +109,9 @@ def hosted_in(mt: dict[str, Any], region: str) -> None:
 @then(
     parsers.parse('region "{other}" does not answer for the conference but names region "{region}"')
 )
-def other_region_points(stack: dict[str, Any], mt: dict[str, Any], other: str, region: str) -> None:
-    url, ca = region_endpoint(stack, "meeting", other)
+def other_region_points(stack: Stack, mt: dict[str, Any], other: str, region: str) -> None:
+    endpoint = stack.endpoint("meeting", other)
+    url, ca = endpoint.url, endpoint.ca_file
     with MeetingApi(url, ca) as outsider:
         outsider.register_enterprise()
         response = outsider.request("GET", f"/v1/conferences/{mt['conference']['conference_id']}")
@@ -132,7 +119,7 @@ def other_region_points(stack: dict[str, Any], mt: dict[str, Any], other: str, r
 
 
 @then("no other meeting region stores the conference")
-def stored_once(stack: dict[str, Any], mt: dict[str, Any]) -> None:
+def stored_once(stack: Stack, mt: dict[str, Any]) -> None:
     cid = mt["conference"]["conference_id"]
     seen = {}
     for region in MEETING_REGIONS:
@@ -177,10 +164,12 @@ def no_switch(mt: dict[str, Any]) -> None:
 
 
 @then(parsers.parse('region "{region}" refuses plain HTTP and plain WebSocket connections'))
-def plain_refused(stack: dict[str, Any], region: str) -> None:
+def plain_refused(stack: Stack, region: str) -> None:
     import websockets
 
-    url, _ca = region_endpoint(stack, "meeting", region)
+    endpoint = stack.endpoint("meeting", region)
+
+    url, _ca = endpoint.url, endpoint.ca_file
     answers: dict[str, str | None] = {}
     try:
         plain = httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
@@ -499,7 +488,7 @@ def ops_cannot_assign(mt: dict[str, Any], role: str) -> None:
         "with a finished call"
     )
 )
-def ended_enterprise(stack: dict[str, Any], mt: dict[str, Any], region: str, days: int) -> None:
+def ended_enterprise(stack: Stack, mt: dict[str, Any], region: str, days: int) -> None:
     mt["contract_end"] = dt.date.today() - dt.timedelta(days=days)
     admin = new_enterprise(stack, mt, region, contract_end=mt["contract_end"].isoformat())
     user = admin.member("Leaving User")
@@ -516,7 +505,7 @@ def ended_enterprise(stack: dict[str, Any], mt: dict[str, Any], region: str, day
     run(mt, call())
 
 
-def enterprise_rows(stack: dict[str, Any], region: str, enterprise_id: str) -> dict[str, int]:
+def enterprise_rows(stack: Stack, region: str, enterprise_id: str) -> dict[str, int]:
     engine = region_engine(stack, "meeting", region)
     try:
         with engine.connect() as conn:
@@ -533,11 +522,11 @@ def enterprise_rows(stack: dict[str, Any], region: str, enterprise_id: str) -> d
 
 
 @when(parsers.parse('retention runs in region "{region}" at contract end plus {days:d} days'))
-def retention_at(stack: dict[str, Any], mt: dict[str, Any], region: str, days: int) -> None:
+def retention_at(stack: Stack, mt: dict[str, Any], region: str, days: int) -> None:
     at = dt.datetime.combine(mt["contract_end"], dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=days)
     result = CliRunner().invoke(
         retention_app,
-        ["run", "--home", stack["home"], "--region", region, "--now", at.isoformat()],
+        ["run", "--home", str(stack.home), "--region", region, "--now", at.isoformat()],
     )
     assert result.exit_code == 0, result.output
 
@@ -547,20 +536,20 @@ def retention_at(stack: dict[str, Any], mt: dict[str, Any], region: str, days: i
         'the enterprise\'s call records and accounts are still stored in region "{region}"'
     )
 )
-def still_stored(stack: dict[str, Any], mt: dict[str, Any], region: str) -> None:
+def still_stored(stack: Stack, mt: dict[str, Any], region: str) -> None:
     rows = enterprise_rows(stack, region, mt["admin"].enterprise_id)
     checks.retained_until_deadline(rows, mt["admin"].request("GET", "/v1/me").status_code)
 
 
 @then(parsers.parse('the enterprise\'s call records and accounts are gone from region "{region}"'))
-def gone(stack: dict[str, Any], mt: dict[str, Any], region: str) -> None:
+def gone(stack: Stack, mt: dict[str, Any], region: str) -> None:
     rows = enterprise_rows(stack, region, mt["admin"].enterprise_id)
     checks.deleted_after_deadline(rows, mt["admin"].request("GET", "/v1/me").status_code)
 
 
 @given(parsers.parse('server log files aged {young:d} and {old:d} days in region "{region}"'))
-def aged_logs(stack: dict[str, Any], mt: dict[str, Any], young: int, old: int, region: str) -> None:
-    logs = Path(stack["home"]) / "meeting" / region / "logs"
+def aged_logs(stack: Stack, mt: dict[str, Any], young: int, old: int, region: str) -> None:
+    logs = stack.home / "meeting" / region / "logs"
     today = dt.datetime.now(dt.UTC).date()
     mt["logs"] = {}
     for age in (young, old):
@@ -570,8 +559,10 @@ def aged_logs(stack: dict[str, Any], mt: dict[str, Any], young: int, old: int, r
 
 
 @when(parsers.parse('retention runs in region "{region}" now'))
-def retention_now(stack: dict[str, Any], region: str) -> None:
-    result = CliRunner().invoke(retention_app, ["run", "--home", stack["home"], "--region", region])
+def retention_now(stack: Stack, region: str) -> None:
+    result = CliRunner().invoke(
+        retention_app, ["run", "--home", str(stack.home), "--region", region]
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -597,7 +588,7 @@ def extra_field(mt: dict[str, Any], field: str) -> None:
 
 
 @then(parsers.parse('the accounts table of region "{region}" has only the listed personal fields'))
-def listed_fields(stack: dict[str, Any], region: str) -> None:
+def listed_fields(stack: Stack, region: str) -> None:
     engine = region_engine(stack, "meeting", region)
     try:
         columns = {c["name"] for c in sa.inspect(engine).get_columns("accounts")}
@@ -607,7 +598,7 @@ def listed_fields(stack: dict[str, Any], region: str) -> None:
 
 
 @then("every stored password is a salted hash")
-def hashed(stack: dict[str, Any], mt: dict[str, Any]) -> None:
+def hashed(stack: Stack, mt: dict[str, Any]) -> None:
     engine = region_engine(stack, "meeting", mt["region"])
     try:
         with engine.connect() as conn:
@@ -652,8 +643,8 @@ def call_record(mt: dict[str, Any], region: str) -> None:
 
 
 @when(parsers.parse('"{person}" starts recording'))
-def start_recording(stack: dict[str, Any], mt: dict[str, Any], person: str) -> None:
-    mt["files_before"] = audit.recording_files(Path(stack["home"]))
+def start_recording(stack: Stack, mt: dict[str, Any], person: str) -> None:
+    mt["files_before"] = audit.recording_files(stack.home)
     run(mt, socket_of(mt, person).send({"type": "record", "action": "start"}))
     notice = run(mt, socket_of(mt, person).expect("notice"))
     mt["recording_id"] = notice["recording_id"]
@@ -677,8 +668,8 @@ def told_recorded(mt: dict[str, Any], a: str, b: str, c: str, recorder: str) -> 
 
 
 @then(parsers.parse('the recording file exists only under region "{region}" and is encrypted'))
-def file_in_region(stack: dict[str, Any], mt: dict[str, Any], region: str) -> None:
-    home = Path(stack["home"])
+def file_in_region(stack: Stack, mt: dict[str, Any], region: str) -> None:
+    home = stack.home
     after = audit.recording_files(home)
     new = {r: set(files) - set(mt["files_before"].get(r, [])) for r, files in after.items()}
     path = home / "meeting" / region / "recordings" / f"{mt['recording_id']}.rec"
@@ -689,8 +680,9 @@ def file_in_region(stack: dict[str, Any], mt: dict[str, Any], region: str) -> No
 
 
 @then("the recording cannot be shared outside the organisation")
-def not_shared_outside(stack: dict[str, Any], mt: dict[str, Any]) -> None:
-    url, ca = region_endpoint(stack, "meeting", mt["region"])
+def not_shared_outside(stack: Stack, mt: dict[str, Any]) -> None:
+    endpoint = stack.endpoint("meeting", mt["region"])
+    url, ca = endpoint.url, endpoint.ca_file
     with MeetingApi(url, ca) as stranger:
         stranger.register_enterprise("Elsewhere Inc")
         recorder = next(iter(mt["notices"]))
@@ -743,10 +735,10 @@ def says_marker(mt: dict[str, Any], person: str) -> None:
 
 
 @then("the marker appears in no database, log or storage file of any meeting region")
-def no_marker(stack: dict[str, Any], mt: dict[str, Any]) -> None:
-    home = Path(stack["home"])
+def no_marker(stack: Stack, mt: dict[str, Any]) -> None:
+    home = stack.home
     traces = {
-        region: audit.trace_of(home, region, mt["marker"], stack.get("schema_prefix", ""))
+        region: audit.trace_of(home, region, mt["marker"], stack.schema_prefix)
         for region in MEETING_REGIONS
     }
     checks.marker_nowhere(traces, len(list((home / "logs").glob("meeting-*.log"))))

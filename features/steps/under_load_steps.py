@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from pytest_bdd import given, parsers, then
 
 from load.kinds import HTTP, endpoint
@@ -34,21 +33,31 @@ from load.window import (
     read_history,
     running_throughout,
 )
+from protocol.stack import Stack
 from roomtrust.comply.checks import CheckFailed, common, require, selected
 from roomtrust.comply.evidence import Evidence, nonempty
 from roomtrust.comply.fixtures import comply_target, evidence
 from roomtrust.comply.targets import Target, TlsEndpoint
-from roomtrust.testing import region_engine
+from roomtrust.harness.load import (
+    LOAD_NAME,
+    LOAD_REGION,
+    LOAD_SCENARIO,
+    LOAD_USERS,
+    latest,
+    load_is_ready,
+)
+from roomtrust.harness.stores import (
+    max_telemetry_id,
+    region_engine,
+    stored_places,
+    telemetry_since,
+)
 from services.dm.client import DeviceCredential
 from services.dm.domain.fields import TELEMETRY_FIELDS
 
 FIXTURES = (comply_target, evidence)  # made visible to the scenarios that import these steps
 
 ROOT = Path(__file__).resolve().parents[2]
-LOAD_SCENARIO = ROOT / "scenarios" / "load-300.yaml"
-LOAD_NAME = "load-300"
-LOAD_USERS = 300
-LOAD_REGION = "us"
 READY_TIMEOUT_S = 120.0  # provisioning, Locust's start, every device enrolled
 ROW_AFTER_TIMEOUT_S = 12.0  # Locust flushes its CSV every 5 s
 STORED_TIMEOUT_S = 10.0  # for the first telemetry row of the load after the scenario began
@@ -108,27 +117,6 @@ class DeviceLoad:
             time.sleep(0.5)
 
 
-def _latest(rows: Sequence[HistoryRow], name: str) -> HistoryRow | None:
-    mine = [r for r in rows if r.name == name]
-    return max(mine, key=lambda r: r.timestamp) if mine else None
-
-
-def load_is_ready(rows: Sequence[HistoryRow], users: int) -> bool:
-    """Every user runs, every device has enrolled (retries after a failure count once), and
-    telemetry flows."""
-    total = _latest(rows, AGGREGATED)
-    enrolled = _latest(rows, endpoint("dm", "enroll"))
-    telemetry = _latest(rows, endpoint("dm", "telemetry"))
-    return bool(
-        total
-        and total.users >= users
-        and enrolled
-        and enrolled.requests - enrolled.failures >= users
-        and telemetry
-        and telemetry.requests > 0
-    )
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Terminate `roomtrust load` (it then stops its Locust process), killing it if it hangs."""
     if process.poll() is None:
@@ -142,13 +130,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def device_load(
-    live_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    live_stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DeviceLoad]:
     """`roomtrust load scenarios/load-300.yaml` in the background against the stack, ready once
     all 300 devices have enrolled and send telemetry; stopped when the module's scenarios end."""
     out = tmp_path_factory.mktemp(LOAD_NAME)
     log = out / "roomtrust-load.log"
-    home = Path(live_stack["home"])
+    home = live_stack.home
     command = [sys.executable, "-m", "load", str(LOAD_SCENARIO), "--home", str(home)]
     command += ["--out", str(out)]
     with open(log, "wb") as sink:
@@ -161,7 +149,7 @@ def device_load(
     try:
         ready, rows = load.wait_for(lambda r: load_is_ready(r, LOAD_USERS), READY_TIMEOUT_S)
         if not ready:
-            last = _latest(rows, AGGREGATED)
+            last = latest(rows, AGGREGATED)
             pytest.fail(
                 f"the load of {LOAD_USERS} devices was not running within {READY_TIMEOUT_S:g} s "
                 f"(last statistics: {last}); roomtrust load said:\n{load.log_tail()}"
@@ -172,35 +160,6 @@ def device_load(
 
 
 # -- what the load stored ------------------------------------------------------------------------
-
-
-def stored_places(engine: Any) -> list[tuple[str, str]]:
-    """Every row of every table (alembic's bookkeeping left out) as (where, lower-cased text)."""
-    places: list[tuple[str, str]] = []
-    with engine.connect() as conn:
-        for table in sa.inspect(engine).get_table_names():
-            if table == "alembic_version":
-                continue
-            for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
-                places.append((f"table {table}", " ".join(str(v) for v in row).lower()))
-    return places
-
-
-def _max_telemetry_id(engine: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM telemetry")).scalar_one())
-
-
-def telemetry_since(engine: Any, mark: int, devices: Collection[str]) -> list[dict[str, Any]]:
-    """The field sets of the telemetry rows stored after row `mark` for these devices."""
-    query = sa.text("SELECT device_id, fields FROM telemetry WHERE id > :mark")
-    with engine.connect() as conn:
-        rows = conn.execute(query, {"mark": mark}).all()
-    reports = []
-    for device_id, fields in rows:
-        if str(device_id) in devices:
-            reports.append(json.loads(fields) if isinstance(fields, str) else dict(fields))
-    return reports
 
 
 def listed_telemetry_stored(
@@ -239,21 +198,21 @@ def load_ran(
     parsers.parse('a load of {users:d} deployed devices runs against DM region "{region}"'),
 )
 def _load_runs(
-    stack: dict[str, Any], ctx: dict[str, Any], device_load: DeviceLoad, users: int, region: str
+    stack: Stack, ctx: dict[str, Any], device_load: DeviceLoad, users: int, region: str
 ) -> None:
     require(device_load.users == users, f"the load runs {device_load.users} devices, not {users}")
     require(device_load.region == region, f"the load runs against {device_load.region}")
-    url = stack["services"]["dm"][region]["url"]
+    url = stack.endpoint("dm", region).url
     require(url in device_load.dm_urls(), f"the load does not target {url}")
     engine = region_engine(stack, "dm", region)
     try:
-        ctx["telemetry_mark"] = _max_telemetry_id(engine)
+        ctx["telemetry_mark"] = max_telemetry_id(engine)
     finally:
         engine.dispose()
     ctx["checks_from"] = time.time()
 
 
-def _region_places(stack: dict[str, Any], region: str) -> list[tuple[str, str]]:
+def _region_places(stack: Stack, region: str) -> list[tuple[str, str]]:
     """Every stored value of a DM region, as `stored_places` gives them."""
     engine = region_engine(stack, "dm", region)
     try:
@@ -263,21 +222,19 @@ def _region_places(stack: dict[str, Any], region: str) -> list[tuple[str, str]]:
 
 
 @then(parsers.parse('nothing of the device is stored in region "{region}"'))
-def _nothing_of_the_device(stack: dict[str, Any], device: DeviceCredential, region: str) -> None:
+def _nothing_of_the_device(stack: Stack, device: DeviceCredential, region: str) -> None:
     places = _region_places(stack, region)
     for needle in (device.mac, device.serial_number):
         common.secret_nowhere(needle.lower(), places)
 
 
 @then(parsers.parse('no row of region "{region}" holds the field "{field}"'))
-def _field_nowhere(stack: dict[str, Any], region: str, field: str) -> None:
+def _field_nowhere(stack: Stack, region: str, field: str) -> None:
     common.secret_nowhere(field.lower(), _region_places(stack, region))
 
 
 @then("the load's own telemetry was stored meanwhile, with listed fields only")
-def _load_telemetry_stored(
-    stack: dict[str, Any], ctx: dict[str, Any], device_load: DeviceLoad
-) -> None:
+def _load_telemetry_stored(stack: Stack, ctx: dict[str, Any], device_load: DeviceLoad) -> None:
     devices = device_load.device_ids()
     engine = region_engine(stack, "dm", device_load.region)
     deadline = time.monotonic() + STORED_TIMEOUT_S

@@ -16,7 +16,6 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.meeting.service import FargateService, FargateServiceArgs
-from services.common.settings import MEETING_REGIONS
 
 # region -> the AWS regions that meeting region may run in (the first is the default)
 MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {
@@ -25,6 +24,8 @@ MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {
     "eu": ("eu-central-1", "eu-west-1", "eu-west-3", "eu-north-1"),
     "asia": ("ap-southeast-1", "ap-northeast-1", "ap-south-1"),
 }
+# the services' list too (test_region_sets_are_exactly_the_claims)
+MEETING_REGIONS = tuple(MEETING_AWS_REGIONS)
 SIGNALING_PORT = 8443
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 INTERNET = "0.0.0.0/0"
@@ -437,7 +438,7 @@ class MeetingRegion(pulumi.ComponentResource):
 
         common = ["--region", self.args.region, "--home", "/data", "--port", str(SIGNALING_PORT)]
         media_port = self.args.media_ports[0]
-        # the same modules the self-hosted stack runs (infra/local)
+        # the same modules the self-hosted stack runs (roomtrust.stack)
         signaling = service(
             "signaling",
             self.signaling_sg,

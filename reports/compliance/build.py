@@ -1,20 +1,19 @@
 """Writes the compliance report folder: index.html, compliance.json, cucumber.json, junit.xml.
 
 Evidence links are paths relative to the report folder, so the folder can be zipped and handed
-to an auditor as it is.
+to an auditor as it is. The verdicts come from `roomtrust comply` (`roomtrust.comply.verdicts`),
+which calls this module; it imports nothing of roomtrust.
 """
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from roomtrust.comply.verdicts import ClaimVerdict, counts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -28,13 +27,28 @@ def _environment() -> Environment:
     )
 
 
-def build_report(out: Path, verdicts: Sequence[ClaimVerdict], meta: dict[str, Any]) -> Path:
-    """Write compliance.json and index.html into `out`; returns the path of index.html."""
+class Verdict(Protocol):
+    """A claim's verdict as the report shows it (index.html also reads its text, the targets
+    that checked it, its scenarios, reasons and evidence)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def verdict(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def build_report(
+    out: Path, verdicts: Sequence[Verdict], tally: Mapping[str, int], meta: dict[str, Any]
+) -> Path:
+    """Write compliance.json and index.html into `out`; returns the path of index.html.
+    `tally` is the number of claims per verdict, in the order the report lists them."""
     out.mkdir(parents=True, exist_ok=True)
-    tally = counts(verdicts)
     document = {
         "meta": meta,
-        "counts": tally,
+        "counts": dict(tally),
         "claims": [v.to_dict() for v in verdicts],
     }
     (out / "compliance.json").write_text(json.dumps(document, indent=2, default=str))

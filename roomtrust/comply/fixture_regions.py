@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import secrets
 import sqlite3
@@ -33,6 +34,7 @@ from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from protocol.stack import Endpoint, Stack
 from services.common.ca import RegionCA, cert_pem, read_csr
 from services.common.settings import MEETING_REGIONS
 from services.common.tls import server_context
@@ -84,14 +86,11 @@ class FixtureRegion:
     def _serve(self) -> None:
         asyncio.run(self.server.serve())
 
-    def stack(self) -> dict[str, Any]:
+    def stack(self) -> Stack:
         """A stack description (as in `.roomtrust/stack.json`) naming this region."""
-        entry = {"url": self.url, "ca_file": str(self.ca_file)}
-        return {
-            "home": str(self.home),
-            "schema_prefix": "",
-            "services": {self.service: {self.region: entry}},
-        }
+        stack = Stack(self.home)
+        stack.add(Endpoint(self.service, self.region, self.url, self.ca_file))
+        return stack
 
     def __enter__(self) -> FixtureRegion:
         self._thread.start()
@@ -222,10 +221,11 @@ class WeakMeetingRegion(FixtureRegion):
         self.accounts: dict[str, dict[str, Any]] = {}
         super().__init__(home, region, self._app())
 
-    def stack(self) -> dict[str, Any]:
+    def stack(self) -> Stack:
         stack = super().stack()
-        entry = stack["services"]["meeting"][self.region]
-        stack["services"]["meeting"] = dict.fromkeys(MEETING_REGIONS, entry)
+        entry = stack.endpoint("meeting", self.region)
+        for region in MEETING_REGIONS:
+            stack.add(dataclasses.replace(entry, region=region))
         return stack
 
     def _account(self, username: str, display_name: str, role: str) -> dict[str, Any]:

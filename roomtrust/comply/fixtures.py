@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.stack import Stack
 from roomtrust.comply.capture import WireCapture, can_capture
 from roomtrust.comply.evidence import Evidence, slug
 from roomtrust.comply.plugin import comply_session
@@ -30,8 +31,8 @@ def comply_target(request: pytest.FixtureRequest) -> Target:
         return GraphTarget("graph", "graph")
     if "sim" in keywords and "live" not in keywords:
         return SimTarget("sim", "sim")
-    stack = request.getfixturevalue("live_stack")
-    return LocalTarget(Path(stack["home"]), stack)
+    stack: Stack = request.getfixturevalue("live_stack")
+    return LocalTarget(stack.home, stack)
 
 
 @pytest.fixture

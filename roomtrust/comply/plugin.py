@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from protocol.stack import Stack
 from roomtrust.claims import load_claims
 from roomtrust.comply.catalogue import FEATURES
 from roomtrust.comply.evidence import Evidence, slug
@@ -67,11 +68,11 @@ class _TargetStack:
         self.target = target
 
     @pytest.fixture(scope="session")
-    def live_stack(self) -> dict[str, Any]:
+    def live_stack(self) -> Stack:
         if self.target.kind == "local":
-            from infra.local import stack as local_stack
+            from roomtrust.stack import launcher
 
-            return local_stack.start(Path(self.target.spec["home"]))
+            return launcher.start(Path(self.target.spec["home"]))
         return self.target.stack()
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.local import stack as local_stack
+from protocol.stack import StackError, read_stack
 from reports.compliance import build_report, merge_cucumber, merge_junit
 from roomtrust.claims import CATALOGUE, load_claims
 from roomtrust.comply.catalogue import FEATURES, UNCHECKED, read_unchecked, scenario_refs
@@ -32,6 +32,7 @@ from roomtrust.comply.verdicts import (
     exit_code,
     scenario_outcomes,
 )
+from roomtrust.stack import launcher
 
 DEFAULT_OUT = ROOT / "reports" / "out" / "compliance"
 _GENERATED = ("evidence", "targets", "index.html", "compliance.json", "cucumber.json", "junit.xml")
@@ -151,7 +152,7 @@ def run_comply(
                 if isinstance(target, LocalTarget):
                     home = target.home.resolve()
                     before = _stack_pids(home)
-                    if _stack_pids(Path(local_stack.start(home)["home"])) != before:
+                    if _stack_pids(launcher.start(home).home) != before:
                         started.append(home)
                 items, problem = _run_target(
                     target, out, features, claims_file.resolve(), tags, cwd, timeout
@@ -159,7 +160,7 @@ def run_comply(
             outcomes += scenario_outcomes(refs, target.kind, target.name, tags, items, problem)
     finally:
         for home in started:
-            local_stack.stop(home)
+            launcher.stop(home)
     merge_cucumber(sorted(out.glob("cucumber-*.json")), out / "cucumber.json")
     merge_junit(sorted(out.glob("junit-*.xml")), out / "junit.xml")
     verdicts = claim_verdicts(claims, refs, outcomes, read_unchecked(unchecked_file))
@@ -171,16 +172,17 @@ def run_comply(
         "allow_unchecked": allow_unchecked,
         "logs": sorted(p.name for p in out.glob("pytest-*.log")),
     }
-    report = build_report(out, verdicts, meta)
-    return ComplyRun(report, verdicts, counts(verdicts), exit_code(verdicts, allow_unchecked))
+    tally = counts(verdicts)
+    report = build_report(out, verdicts, tally, meta)
+    return ComplyRun(report, verdicts, tally, exit_code(verdicts, allow_unchecked))
 
 
 def _stack_pids(home: Path) -> set[int]:
     try:
-        stack = local_stack.read_stack(home)
-    except local_stack.StackError:
+        stack = read_stack(home)
+    except StackError:
         return set()
-    return {ep.pid for ep in local_stack.endpoints(stack)}
+    return {ep.pid for ep in stack.endpoints()}
 
 
 def list_claims(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from infra.local import stack as local_stack
+from protocol.stack import Stack, read_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = Path(".roomtrust")
@@ -75,7 +75,7 @@ class Target:
         """Every TLS endpoint of the target (optionally of one service)."""
         return []
 
-    def stack(self) -> dict[str, Any]:
+    def stack(self) -> Stack:
         raise TargetError(f"the {self.kind} target has no local stack")
 
     def credentials(self) -> dict[str, str]:
@@ -91,30 +91,25 @@ class Target:
         return {**self.spec, "kind": self.kind, "name": self.name}
 
 
-def _stack_endpoints(stack: dict[str, Any]) -> list[TlsEndpoint]:
-    """Every https/wss URL a region entry publishes (`url`, and any other `*_url` key)."""
-    found = []
-    for service, regions in stack["services"].items():
-        for region, info in regions.items():
-            for key, value in sorted(info.items()):
-                if (
-                    key.endswith("url")
-                    and isinstance(value, str)
-                    and value.startswith(("https", "wss"))
-                ):
-                    found.append(endpoint_from_url(service, region, value, info.get("ca_file")))
-    return found
+def _stack_endpoints(stack: Stack) -> list[TlsEndpoint]:
+    """Every https/wss URL a region publishes (`url`, and any other `*_url` of its entry)."""
+    return [
+        endpoint_from_url(ep.service, ep.region, url, str(ep.ca_file))
+        for ep in stack.endpoints()
+        for _key, url in sorted(ep.urls.items())
+        if url.startswith(("https", "wss"))
+    ]
 
 
 class LocalTarget(Target):
-    def __init__(self, home: Path = DEFAULT_HOME, stack: dict[str, Any] | None = None) -> None:
+    def __init__(self, home: Path = DEFAULT_HOME, stack: Stack | None = None) -> None:
         super().__init__("local", "local", {"home": str(home)})
         self.home = home
         self._stack = stack
 
-    def stack(self) -> dict[str, Any]:
+    def stack(self) -> Stack:
         if self._stack is None:
-            self._stack = local_stack.read_stack(self.home.resolve())
+            self._stack = read_stack(self.home.resolve())
         return self._stack
 
     def endpoints(self, service: str | None = None) -> list[TlsEndpoint]:

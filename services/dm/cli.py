@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from infra.local.stack import read_stack
+from protocol.stack import StackError, read_stack
 from services.dm.client import DmAdmin, DmError
 
 config_app = typer.Typer(no_args_is_help=True, help="Bulk configuration profiles.")
@@ -36,9 +36,13 @@ PASSWORD = typer.Option(..., "--password", envvar="ROOMTRUST_ADMIN_PASSWORD", hi
 def admin_session(home: Path, region: str, email: str, password: str) -> Iterator[DmAdmin]:
     """A logged-in administrator of a region; a refusal from the region, the login's included,
     is printed with its status, field and reason and ends the command with exit code 1."""
-    info = read_stack(home.resolve())["services"]["dm"][region]
     try:
-        with DmAdmin(info["url"], info["ca_file"]) as admin:
+        endpoint = read_stack(home.resolve()).endpoint("dm", region)
+    except StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with DmAdmin(endpoint.url, endpoint.ca_file) as admin:
             admin.login(email, password)
             yield admin
     except DmError as exc:

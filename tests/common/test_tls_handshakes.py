@@ -9,11 +9,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from infra.local.stack import endpoints
+from protocol.stack import Stack
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
@@ -32,13 +31,13 @@ def negotiated(result: subprocess.CompletedProcess[str]) -> bool:
     return result.returncode == 0 and "Cipher is (NONE)" not in result.stdout
 
 
-def stack_ports(stack: dict[str, Any]) -> list[tuple[int, Path]]:
-    ports = [(int(ep.url.rsplit(":", 1)[1]), ep.ca_file) for ep in endpoints(stack)]
+def stack_ports(stack: Stack) -> list[tuple[int, Path]]:
+    ports = [(int(ep.url.rsplit(":", 1)[1]), ep.ca_file) for ep in stack.endpoints()]
     assert ports, "no endpoint in the stack to probe"
     return ports
 
 
-def test_tls11_is_refused_even_when_the_client_allows_it(live_stack: dict[str, Any]) -> None:
+def test_tls11_is_refused_even_when_the_client_allows_it(live_stack: Stack) -> None:
     for port, ca in stack_ports(live_stack):
         result = s_client(port, ca, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
         assert not negotiated(result), f"port {port} accepted TLS 1.1"
@@ -89,14 +88,14 @@ def test_the_weak_client_settings_do_work_against_a_tls11_server(tmp_path: Path)
         server.wait()
 
 
-def test_tls12_with_a_strong_suite_is_accepted(live_stack: dict[str, Any]) -> None:
+def test_tls12_with_a_strong_suite_is_accepted(live_stack: Stack) -> None:
     for port, ca in stack_ports(live_stack):
         result = s_client(port, ca, "-tls1_2")
         assert negotiated(result), f"port {port}: {result.stdout[-300:]}"
         assert "ECDHE" in result.stdout and ("GCM" in result.stdout or "CHACHA20" in result.stdout)
 
 
-def test_tls12_offering_only_cbc_suites_is_refused(live_stack: dict[str, Any]) -> None:
+def test_tls12_offering_only_cbc_suites_is_refused(live_stack: Stack) -> None:
     for port, ca in stack_ports(live_stack):
         result = s_client(
             port,
@@ -108,6 +107,6 @@ def test_tls12_offering_only_cbc_suites_is_refused(live_stack: dict[str, Any]) -
         assert not negotiated(result), f"port {port} accepted a CBC suite"
 
 
-def test_tls13_is_accepted(live_stack: dict[str, Any]) -> None:
+def test_tls13_is_accepted(live_stack: Stack) -> None:
     for port, ca in stack_ports(live_stack):
         assert negotiated(s_client(port, ca, "-tls1_3")), f"port {port} refused TLS 1.3"

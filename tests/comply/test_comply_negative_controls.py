@@ -1333,23 +1333,24 @@ def weak_dm(tmp_path: Path, no_postgres: None) -> Iterator[WeakDmRegion]:
 def test_dm_scenarios_fail_against_a_dm_region_that_enrolls_anyone_and_stores_anything(
     pytester: pytest.Pytester, weak_dm: WeakDmRegion
 ) -> None:
-    (pytester.path / "stack.json").write_text(json.dumps(weak_dm.stack()))
+    (pytester.path / "stack.json").write_text(json.dumps(weak_dm.stack().to_json()))
     _bind(
         pytester,
         "dm",
         """
-        import json
         from pathlib import Path
 
         import pytest
         from pytest_bdd import scenarios
+
+        from protocol.stack import read_stack
 
         from features.steps.dm_steps import *  # noqa: F403
 
 
         @pytest.fixture(scope="session")
         def live_stack():
-            return json.loads((Path(__file__).parent / "stack.json").read_text())
+            return read_stack(Path(__file__).parent)
 
 
         scenarios("dm.feature")
@@ -1377,16 +1378,17 @@ def test_dm_scenarios_fail_against_a_dm_region_that_enrolls_anyone_and_stores_an
 def test_dm_operations_scenario_fails_against_a_dm_region_that_raises_no_alert(
     pytester: pytest.Pytester, weak_dm: WeakDmRegion
 ) -> None:
-    (pytester.path / "stack.json").write_text(json.dumps(weak_dm.stack()))
+    (pytester.path / "stack.json").write_text(json.dumps(weak_dm.stack().to_json()))
     _bind(
         pytester,
         "dm_operations",
         """
-        import json
         from pathlib import Path
 
         import pytest
         from pytest_bdd import scenarios
+
+        from protocol.stack import read_stack
 
         from features.steps.dm_operations_steps import *  # noqa: F403
         from features.steps.dm_steps import *  # noqa: F403
@@ -1394,7 +1396,7 @@ def test_dm_operations_scenario_fails_against_a_dm_region_that_raises_no_alert(
 
         @pytest.fixture(scope="session")
         def live_stack():
-            return json.loads((Path(__file__).parent / "stack.json").read_text())
+            return read_stack(Path(__file__).parent)
 
 
         scenarios("dm_operations.feature")
@@ -1419,23 +1421,24 @@ def test_meeting_scenarios_fail_against_a_meeting_region_without_lobby_and_with_
     pytester: pytest.Pytester, tmp_path: Path, no_postgres: None
 ) -> None:
     with WeakMeetingRegion(tmp_path / "weak-stack", "sa") as region:
-        (pytester.path / "stack.json").write_text(json.dumps(region.stack()))
+        (pytester.path / "stack.json").write_text(json.dumps(region.stack().to_json()))
         _bind(
             pytester,
             "meeting",
             """
-            import json
             from pathlib import Path
 
             import pytest
             from pytest_bdd import scenarios
 
+            from protocol.stack import read_stack
+
             from features.steps.meeting_steps import *  # noqa: F403
 
 
             @pytest.fixture(scope="session")
-            def meeting_regions():
-                return json.loads((Path(__file__).parent / "stack.json").read_text())
+            def meeting_stack():
+                return read_stack(Path(__file__).parent)
 
 
             scenarios("meeting.feature")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.stack import Stack
 from roomtrust.comply.targets import LocalTarget, TargetError, parse_target
 
 
@@ -71,7 +72,7 @@ def test_the_local_target_publishes_every_tls_url_of_each_region(tmp_path: Path)
             }
         },
     }
-    ports = sorted(e.port for e in LocalTarget(tmp_path, stack).endpoints())
+    ports = sorted(e.port for e in LocalTarget(tmp_path, Stack.from_json(stack)).endpoints())
     assert ports == [4001, 4002]
 
 

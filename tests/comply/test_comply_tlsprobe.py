@@ -12,10 +12,10 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from protocol.stack import Stack
 from roomtrust.comply.controls import TlsControlServer
 from roomtrust.comply.targets import LocalTarget
 from roomtrust.comply.tlsprobe import ACCEPTED, ERROR, attempts, probe
@@ -74,8 +74,8 @@ def test_a_plain_tcp_server_that_speaks_no_tls_fails() -> None:
     assert any("TLS 1.2 ECDHE AEAD" in f for f in report.findings())
 
 
-def test_every_live_stack_endpoint_passes(live_stack: dict[str, Any]) -> None:
-    endpoints = LocalTarget(Path(live_stack["home"]), live_stack).endpoints()
+def test_every_live_stack_endpoint_passes(live_stack: Stack) -> None:
+    endpoints = LocalTarget(live_stack.home, live_stack).endpoints()
     assert endpoints, "the live stack published no endpoint"
     for endpoint in endpoints:
         assert probe(endpoint.host, endpoint.port).findings() == [], endpoint.name
@@ -118,8 +118,8 @@ def test_openssl_agrees_on_the_strong_control(strong_server: TlsControlServer) -
 
 
 @needs_openssl
-def test_openssl_agrees_on_every_live_stack_port(live_stack: dict[str, Any]) -> None:
-    endpoints = LocalTarget(Path(live_stack["home"]), live_stack).endpoints()
+def test_openssl_agrees_on_every_live_stack_port(live_stack: Stack) -> None:
+    endpoints = LocalTarget(live_stack.home, live_stack).endpoints()
     assert endpoints, "the live stack published no endpoint"
     for endpoint in endpoints:
         assert assert_agreement(endpoint.port) == (False, True), endpoint.name

@@ -14,6 +14,7 @@ from devices_virtual.agent.domains import BOOT_HOSTS
 from devices_virtual.driver.fleet import FleetRun, run_fleet
 from devices_virtual.models import CATALOGUE
 from devices_virtual.scenario import parse_scenario
+from protocol.stack import Stack
 from services.dm.client import DmAdmin
 
 LIVE_SCENARIO: dict[str, Any] = {
@@ -54,7 +55,7 @@ LIVE_SCENARIO: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def fleet_run(
-    live_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    live_stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[FleetRun, dict[str, Any]]:
     scenario = parse_scenario(LIVE_SCENARIO)
     run, summary = run_fleet(scenario, live_stack, tmp_path_factory.mktemp("fleet"))
@@ -62,7 +63,7 @@ def fleet_run(
 
 
 def test_every_model_enrolls_and_reports(
-    fleet_run: tuple[FleetRun, dict[str, Any]], live_stack: dict[str, Any]
+    fleet_run: tuple[FleetRun, dict[str, Any]], live_stack: Stack
 ) -> None:
     run, summary = fleet_run
     hq = summary["fleets"]["hq"]
@@ -77,9 +78,9 @@ def test_every_model_enrolls_and_reports(
     assert all(d.stats["heartbeat:200"] >= 1 for d in deployed)
     assert all(d.stats["channel_closed:4003"] == 0 for d in deployed)
     # the DM service saw them too
-    info = live_stack["services"]["dm"]["us"]
+    dm = live_stack.endpoint("dm", "us")
     listed = run.fleets["hq"].admin  # its token is still valid; use a sync client for the check
-    with DmAdmin(info["url"], info["ca_file"]) as admin:
+    with DmAdmin(dm.url, dm.ca_file) as admin:
         admin.http.headers["authorization"] = listed.http.headers["authorization"]
         rows = {row["mac"]: row for row in admin.devices()}
     assert {rows[d.name]["model"] for d in deployed} == set(CATALOGUE)
@@ -144,14 +145,14 @@ def test_boot_contacts_only_preconfigured_domains_and_the_dm_server(
 
 
 def test_faults_become_health_alerts(
-    fleet_run: tuple[FleetRun, dict[str, Any]], live_stack: dict[str, Any]
+    fleet_run: tuple[FleetRun, dict[str, Any]], live_stack: Stack
 ) -> None:
     run, summary = fleet_run
     (faults,) = summary["faults"]
     assert faults["devices"] >= 1
     assert summary["fleets"]["hq"]["health_events_accepted"] >= faults["devices"]
-    info = live_stack["services"]["dm"]["us"]
-    with DmAdmin(info["url"], info["ca_file"]) as admin:
+    dm = live_stack.endpoint("dm", "us")
+    with DmAdmin(dm.url, dm.ca_file) as admin:
         admin.http.headers["authorization"] = run.fleets["hq"].admin.http.headers["authorization"]
         alerts = admin.alerts()
     assert len([a for a in alerts if "camera" in str(a)]) >= faults["devices"]

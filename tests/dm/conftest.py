@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from roomtrust.testing import database_url, region_endpoint
+from protocol.stack import Endpoint, Stack
+from roomtrust.harness.stores import database_url
 from services.common.clock import ManualClock, utcnow
 from services.common.db import make_engine, migrate, session_factory, sqlite_url
 from services.common.runtime import RegionRuntime, open_region, server_files
@@ -37,8 +37,9 @@ def new_mac() -> str:
 
 
 @pytest.fixture
-def dm_admin(live_stack: dict[str, Any]) -> Iterator[DmAdmin]:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+def dm_admin(live_stack: Stack) -> Iterator[DmAdmin]:
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     admin = DmAdmin(url, ca)
     email = f"admin{next(_counter)}-{secrets.token_hex(3)}@example.com"
     admin.register("Example Corp", email, "correct horse battery")
@@ -63,7 +64,7 @@ def make_device(tmp_path: Path) -> Callable[..., DeviceCredential]:
 
 @pytest.fixture
 def enrolled_device(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> DeviceCredential:
     device = make_device()
     device.device_id = dm_admin.deploy(
@@ -72,7 +73,8 @@ def enrolled_device(
         device.model,
         dm_admin.site_id,  # type: ignore[attr-defined]
     )
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     assert device.enroll(url, ca).status_code == 201
     return device
 
@@ -87,10 +89,11 @@ class ManualRegion:
     runtime: RegionRuntime
     home: Path
 
-    def stack(self) -> dict[str, Any]:
+    def stack(self) -> Stack:
         """A stack description that puts this region where the fleet driver looks for `us`."""
-        entry = {"url": self.url, "ca_file": str(self.ca_file), "pid": os.getpid()}
-        return {"home": str(self.home), "services": {"dm": {"us": entry}}}
+        stack = Stack(self.home)
+        stack.add(Endpoint("dm", "us", self.url, self.ca_file, pid=os.getpid()))
+        return stack
 
 
 @pytest.fixture

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Any
 
 import httpcore
 import httpx
 import pytest
 
-from roomtrust.testing import region_endpoint, region_engine, table_counts
+from protocol.stack import Stack
+from roomtrust.harness.stores import region_engine, table_counts
 from services.dm.client import DeviceCredential, DmAdmin
 from services.dm.domain.catalogue import MANAGED_MODELS
 
 
 def test_every_managed_model_deploys_and_enrolls(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     for model in MANAGED_MODELS:
         device = make_device(model)
         dm_admin.deploy(device.mac, device.serial_number, model, dm_admin.site_id)  # type: ignore[attr-defined]
@@ -45,9 +46,10 @@ def test_unknown_model_is_refused(dm_admin: DmAdmin) -> None:
 
 
 def test_undeployed_enrollment_is_refused_and_stores_nothing(
-    live_stack: dict[str, Any], make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     engine = region_engine(live_stack, "dm", "us")
     before = table_counts(engine)
     device = make_device()
@@ -60,25 +62,26 @@ def test_undeployed_enrollment_is_refused_and_stores_nothing(
 
 
 def test_wrong_serial_is_refused(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     device = make_device()
     dm_admin.deploy(device.mac, "SN-OTHER", device.model, dm_admin.site_id)  # type: ignore[attr-defined]
     assert device.enroll(url, ca).status_code == 403
 
 
-def test_second_enrollment_is_refused(
-    live_stack: dict[str, Any], enrolled_device: DeviceCredential
-) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+def test_second_enrollment_is_refused(live_stack: Stack, enrolled_device: DeviceCredential) -> None:
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     assert enrolled_device.enroll(url, ca).status_code == 403
 
 
 def test_telemetry_with_unknown_field_is_refused_and_stores_nothing(
-    live_stack: dict[str, Any], enrolled_device: DeviceCredential
+    live_stack: Stack, enrolled_device: DeviceCredential
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     engine = region_engine(live_stack, "dm", "us")
     before = table_counts(engine)
     with enrolled_device.client(url, ca) as http:
@@ -93,9 +96,10 @@ def test_telemetry_with_unknown_field_is_refused_and_stores_nothing(
 
 
 def test_telemetry_is_stored_and_updates_the_device(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, enrolled_device: DeviceCredential
+    live_stack: Stack, dm_admin: DmAdmin, enrolled_device: DeviceCredential
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     engine = region_engine(live_stack, "dm", "us")
     before = table_counts(engine)["telemetry"]
     with enrolled_device.client(url, ca) as http:
@@ -111,17 +115,19 @@ def test_telemetry_is_stored_and_updates_the_device(
     engine.dispose()
 
 
-def test_device_routes_need_a_client_certificate(live_stack: dict[str, Any]) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+def test_device_routes_need_a_client_certificate(live_stack: Stack) -> None:
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     with httpx.Client(base_url=url, verify=str(ca)) as http:
         response = http.post("/v1/device/telemetry", json={"status": "online"})
     assert response.status_code == 401
 
 
 def test_revoked_device_is_refused_on_its_next_request(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, enrolled_device: DeviceCredential
+    live_stack: Stack, dm_admin: DmAdmin, enrolled_device: DeviceCredential
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     with enrolled_device.client(url, ca) as http:
         assert http.post("/v1/device/heartbeat", json={}).status_code == 200
         assert enrolled_device.device_id is not None
@@ -133,10 +139,12 @@ def test_revoked_device_is_refused_on_its_next_request(
 
 
 def test_certificate_of_region_eu_is_refused_by_region_us(
-    live_stack: dict[str, Any], make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    eu_url, eu_ca = region_endpoint(live_stack, "dm", "eu")
-    us_url, us_ca = region_endpoint(live_stack, "dm", "us")
+    eu = live_stack.endpoint("dm", "eu")
+    eu_url, eu_ca = eu.url, eu.ca_file
+    us = live_stack.endpoint("dm", "us")
+    us_url, us_ca = us.url, us.ca_file
     with DmAdmin(eu_url, eu_ca) as eu_admin:
         eu_admin.register("EU Corp", "eu-admin@example.com", "correct horse battery")
         eu_admin.login("eu-admin@example.com", "correct horse battery")
@@ -165,9 +173,10 @@ def test_certificate_of_region_eu_is_refused_by_region_us(
 
 
 def test_health_fault_raises_an_alert_that_moves_through_its_states(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, enrolled_device: DeviceCredential
+    live_stack: Stack, dm_admin: DmAdmin, enrolled_device: DeviceCredential
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     with enrolled_device.client(url, ca) as http:
         response = http.post("/v1/device/health", json={"component": "camera", "state": "fault"})
     assert response.status_code == 200
@@ -185,15 +194,17 @@ def test_health_fault_raises_an_alert_that_moves_through_its_states(
     assert {"device.deploy", "alert.acknowledged", "alert.cleared"} <= actions
 
 
-def test_admin_routes_need_a_token(live_stack: dict[str, Any]) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+def test_admin_routes_need_a_token(live_stack: Stack) -> None:
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     with httpx.Client(base_url=url, verify=str(ca)) as http:
         assert http.get("/v1/devices").status_code == 401
         assert http.get("/v1/devices", headers={"authorization": "Bearer nope"}).status_code == 401
 
 
-def test_openapi_is_served(live_stack: dict[str, Any]) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+def test_openapi_is_served(live_stack: Stack) -> None:
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     with httpx.Client(base_url=url, verify=str(ca)) as http:
         spec = http.get("/openapi.json").json()
     assert "/v1/enroll" in spec["paths"]

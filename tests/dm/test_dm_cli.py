@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from typer.testing import CliRunner
 
+from protocol.stack import Stack
 from roomtrust.cli import app
-from roomtrust.testing import region_endpoint
 from services.dm.client import DeviceCredential, DmAdmin
 
 PASSWORD = "correct horse battery"
 
 
 def test_config_push_and_diag_request(
-    live_stack: dict[str, Any], make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "eu")
+    endpoint = live_stack.endpoint("dm", "eu")
+    url, ca = endpoint.url, endpoint.ca_file
     with DmAdmin(url, ca) as admin:
         admin.register("CLI Corp", "cli@example.com", PASSWORD)
         admin.login("cli@example.com", PASSWORD)
@@ -25,7 +25,7 @@ def test_config_push_and_diag_request(
         device = make_device("DeskVision A24")
         device_id = admin.deploy(device.mac, device.serial_number, device.model, site)
     env = {"ROOMTRUST_ADMIN_EMAIL": "cli@example.com", "ROOMTRUST_ADMIN_PASSWORD": PASSWORD}
-    common = ["--region", "eu", "--home", live_stack["home"]]
+    common = ["--region", "eu", "--home", str(live_stack.home)]
     runner = CliRunner()
     pushed = runner.invoke(
         app,

@@ -18,8 +18,9 @@ import pytest
 import websockets
 from scapy.layers.inet import TCP
 
+from protocol.stack import Stack
 from roomtrust.comply.capture import WireCapture, can_capture
-from roomtrust.testing import database_url, region_endpoint
+from roomtrust.harness.stores import database_url
 from services.dm.client import DeviceCredential, DmAdmin
 
 
@@ -65,9 +66,10 @@ def deploy_enrolled(
 
 
 def test_site_push_reaches_that_site_only_and_versions_are_acknowledged(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     site_a = dm_admin.site_id  # type: ignore[attr-defined]
     site_b = dm_admin.create_site("Branch", "America/New_York")
     here = [deploy_enrolled(dm_admin, make_device, site_a, url, ca) for _ in range(3)]
@@ -106,9 +108,10 @@ def test_site_push_reaches_that_site_only_and_versions_are_acknowledged(
 
 
 def test_offline_device_gets_pending_configuration_when_it_reconnects(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     device = deploy_enrolled(
         dm_admin,
         make_device,
@@ -150,9 +153,10 @@ def test_configuration_keys_that_carry_end_user_data_are_refused(
 
 
 def test_diagnostics_bundle_is_for_its_enterprise_only(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     device = deploy_enrolled(dm_admin, make_device, dm_admin.site_id, url, ca)  # type: ignore[attr-defined]
     request = dm_admin.http.post(f"/v1/devices/{device.device_id}/diagnostics").json()
     messages = asyncio.run(receive_commands(device, url, ca, 1, ack=False))
@@ -179,9 +183,10 @@ def test_diagnostics_bundle_is_for_its_enterprise_only(
 
 
 def test_revoked_device_loses_its_command_channel(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, enrolled_device: DeviceCredential
+    live_stack: Stack, dm_admin: DmAdmin, enrolled_device: DeviceCredential
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
 
     async def scenario() -> None:
         async with websockets.connect(ws_url(url), ssl=enrolled_device.ssl_context(ca)) as ws:
@@ -224,13 +229,14 @@ def dm_process_outbound(pid: int, service_port: int, allowed_ports: set[int]) ->
 
 @pytest.mark.skipif(not can_capture(), reason="capturing on lo needs root")
 def test_a_device_offline_during_the_push_gets_it_on_reconnect_and_nothing_dials_in(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
     """MT-12, DM-13: the push waits for the device's own outbound connection; the wire shows
     only connections opened towards the service, and the service holds none it opened."""
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     port = int(urlsplit(url).port or 443)
-    pid = int(live_stack["services"]["dm"]["us"]["pid"])
+    pid = endpoint.pid
     database = {5432} if database_url() else set()
     tag = f"offline-{secrets.token_hex(3)}"
     device = make_device("MeetingBar A20")

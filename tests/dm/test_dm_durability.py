@@ -11,17 +11,18 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from infra.local import stack as local_stack
-from roomtrust.testing import region_engine
+from protocol.stack import read_stack
+from roomtrust.harness.stores import region_engine
+from roomtrust.stack import launcher
 from services.dm.client import DeviceCredential, DmAdmin
 
 
 def test_acknowledged_telemetry_survives_sigkill(tmp_path: Path, schema_prefix: str) -> None:
     home = tmp_path / "home"
-    stack = local_stack.start(home, services=["dm"], schema_prefix=f"{schema_prefix}kill_")
+    stack = launcher.start(home, services=["dm"], schema_prefix=f"{schema_prefix}kill_")
     try:
-        entry = stack["services"]["dm"]["au"]
-        url, ca = entry["url"], entry["ca_file"]
+        entry = stack.endpoint("dm", "au")
+        url, ca = entry.url, entry.ca_file
         with DmAdmin(url, ca) as admin:
             admin.register("Durable Ltd", "ops@durable.example", "correct horse battery")
             admin.login("ops@durable.example", "correct horse battery")
@@ -55,11 +56,11 @@ def test_acknowledged_telemetry_survives_sigkill(tmp_path: Path, schema_prefix: 
         for t in threads:
             t.join()
         # kill the instant the last 200 has been read: no graceful shutdown, no flush
-        os.kill(entry["pid"], signal.SIGKILL)
+        os.kill(entry.pid, signal.SIGKILL)
         assert len(acknowledged) == 200
 
-        local_stack.restart_region(home, "dm", "au")
-        engine = region_engine(local_stack.read_stack(home), "dm", "au")
+        launcher.restart_region(home, "dm", "au")
+        engine = region_engine(read_stack(home), "dm", "au")
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT fields FROM telemetry")).scalars().all()
         engine.dispose()
@@ -68,4 +69,4 @@ def test_acknowledged_telemetry_survives_sigkill(tmp_path: Path, schema_prefix: 
         }
         assert set(acknowledged) <= stored
     finally:
-        local_stack.stop(home)
+        launcher.stop(home)

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from devices_virtual.agent.firmware import virtual_image
+from protocol.stack import Stack
 from roomtrust.cli import app
-from roomtrust.testing import region_endpoint
 from services.common import firmware
 from services.common.tls import client_context
 from services.dm.client import DeviceCredential, DmAdmin
@@ -97,7 +97,7 @@ def test_a_bad_upload_names_its_field_and_adds_nothing(
 
 
 def test_an_upload_is_signed_with_a_release_key_kept_apart_from_the_region_ca(
-    live_stack: dict[str, Any], dm_admin: DmAdmin
+    live_stack: Stack, dm_admin: DmAdmin
 ) -> None:
     image = virtual_image(MODEL, "273.411.0.0")
     stored = dm_admin.upload_image(MODEL, "273.411.0.0", image)
@@ -106,7 +106,7 @@ def test_an_upload_is_signed_with_a_release_key_kept_apart_from_the_region_ca(
         "/v1/firmware/images", params={"model": MODEL, "version": "273.411.0.0"}, content=image
     )
     refused(again, 409, "version")
-    region = Path(live_stack["home"]) / "dm" / "us"
+    region = live_stack.home / "dm" / "us"
     key_file = region / "release" / firmware.RELEASE_KEY_FILE
     key = serialization.load_pem_private_key(key_file.read_bytes(), None)
     assert isinstance(key, Ed25519PrivateKey)
@@ -120,11 +120,12 @@ def test_an_upload_is_signed_with_a_release_key_kept_apart_from_the_region_ca(
 
 
 def test_no_enterprise_sees_or_uses_anothers_images_and_rollouts(
-    live_stack: dict[str, Any], dm_admin: DmAdmin
+    live_stack: Stack, dm_admin: DmAdmin
 ) -> None:
     mine = dm_admin.upload_image(MODEL, version(), virtual_image(MODEL, "1"))
     rollout = dm_admin.create_rollout(mine["image_id"], waves=[{"percent": 100}])
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     with DmAdmin(url, ca) as other:
         email = f"other-{secrets.token_hex(3)}@example.com"
         other.register("Other Corp", email, PASSWORD)
@@ -162,9 +163,10 @@ def test_bad_rollout_requests_name_their_field_and_change_nothing(dm_admin: DmAd
 
 
 def test_a_download_is_encrypted_under_a_key_that_only_the_command_channel_carries(
-    live_stack: dict[str, Any], dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, dm_admin: DmAdmin, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "us")
+    endpoint = live_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     device = enrolled(dm_admin, make_device, url, ca)
     stranger = enrolled(dm_admin, make_device, url, ca)
     new = version()
@@ -210,9 +212,10 @@ def test_a_download_is_encrypted_under_a_key_that_only_the_command_channel_carri
 
 
 def test_roomtrust_rollout_commands(
-    live_stack: dict[str, Any], tmp_path: Path, make_device: Callable[..., DeviceCredential]
+    live_stack: Stack, tmp_path: Path, make_device: Callable[..., DeviceCredential]
 ) -> None:
-    url, ca = region_endpoint(live_stack, "dm", "eu")
+    endpoint = live_stack.endpoint("dm", "eu")
+    url, ca = endpoint.url, endpoint.ca_file
     email = f"cli-rollout-{secrets.token_hex(3)}@example.com"
     with DmAdmin(url, ca) as admin:
         admin.register("CLI Rollouts", email, PASSWORD)
@@ -220,7 +223,7 @@ def test_roomtrust_rollout_commands(
         admin.site_id = admin.create_site("Oslo", "Europe/Oslo")  # type: ignore[attr-defined]
         enrolled(admin, make_device, url, ca)  # it never connects: its update stays in flight
     env = {"ROOMTRUST_ADMIN_EMAIL": email, "ROOMTRUST_ADMIN_PASSWORD": PASSWORD}
-    common = ["--region", "eu", "--home", live_stack["home"]]
+    common = ["--region", "eu", "--home", str(live_stack.home)]
     runner = CliRunner()
     image_file = tmp_path / "board.img"
     image_file.write_bytes(virtual_image(MODEL, "273.411.0.0"))

@@ -18,8 +18,8 @@ import pytest
 from devices_virtual.agent import FaultInjected
 from devices_virtual.agent.firmware import HEALTH_CHECK_FAILED, virtual_image
 from devices_virtual.models import get_model
-from services.common import firmware
-from tests.dm.fleets import (
+from protocol.stack import Stack
+from roomtrust.harness.fleets import (
     device_ids,
     devices,
     fleet_admin,
@@ -28,13 +28,14 @@ from tests.dm.fleets import (
     start_fleet,
     wait_until,
 )
+from services.common import firmware
 
 MODEL = "MeetingBar A30"
 FACTORY = get_model(MODEL).firmware_version  # 266.410.0.5
 
 
 def test_a_new_image_that_fails_its_health_check_rolls_back_by_itself(
-    live_stack: dict[str, Any], tmp_path: Path
+    live_stack: Stack, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
         run = await start_fleet(live_stack, tmp_path, fleet_scenario("rollback", {MODEL: 3}))
@@ -85,7 +86,7 @@ def test_a_new_image_that_fails_its_health_check_rolls_back_by_itself(
 
 
 def test_an_alert_from_an_updated_device_within_the_alert_window_pauses_the_rollout(
-    live_stack: dict[str, Any], tmp_path: Path
+    live_stack: Stack, tmp_path: Path
 ) -> None:
     """Health-gated rollouts: the first wave's device updates, then raises a camera fault; that
     counts as a failed update, so the rollout pauses and the second wave never starts."""
@@ -152,10 +153,10 @@ SITES = [
 ]
 
 
-def plant_bad_signature(stack: dict[str, Any], image_id: str) -> None:
+def plant_bad_signature(stack: Stack, image_id: str) -> None:
     """Flip one bit of the stored package's Ed25519 signature, as an attacker with write access
     to the object store would: the image and its manifest stay as they were."""
-    path = Path(stack["home"]) / "dm" / "us" / "objects" / "firmware" / f"{image_id}.rtfw"
+    path = stack.home / "dm" / "us" / "objects" / "firmware" / f"{image_id}.rtfw"
     signed = firmware.unpack(path.read_bytes())
     signature = bytes([signed.signature[0] ^ 0x01]) + signed.signature[1:]
     path.write_bytes(firmware.pack(firmware.SignedImage(signed.manifest, signature, signed.image)))
@@ -163,7 +164,7 @@ def plant_bad_signature(stack: dict[str, Any], image_id: str) -> None:
 
 @pytest.mark.slow
 def test_a_rollout_to_300_devices_completes_in_waves_and_a_planted_bad_signature_pauses_the_next(
-    live_stack: dict[str, Any], tmp_path: Path
+    live_stack: Stack, tmp_path: Path
 ) -> None:
     """300 real virtual devices (mTLS), three waves; then an image whose
     signature was tampered with in the store: every device it reaches refuses it, the rollout

@@ -22,10 +22,7 @@ import websockets
 
 from devices_virtual.agent.firmware import virtual_image
 from devices_virtual.models import get_model
-from services.common.clock import utcnow
-from services.dm.client import DeviceCredential, DmAdmin
-from tests.dm.conftest import ManualRegion
-from tests.dm.fleets import (
+from roomtrust.harness.fleets import (
     devices,
     fleet_admin,
     fleet_scenario,
@@ -33,6 +30,9 @@ from tests.dm.fleets import (
     start_fleet,
     wait_until,
 )
+from services.common.clock import utcnow
+from services.dm.client import DeviceCredential, DmAdmin
+from tests.dm.conftest import ManualRegion
 
 MODEL = "DeskVision A24"
 FACTORY = get_model(MODEL).firmware_version

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from roomtrust.testing import database_url
+from roomtrust.harness.stores import database_url
 from services.common.db import make_engine, sqlite_url
 from services.dm.main import MIGRATIONS
 from services.dm.store.models import Base

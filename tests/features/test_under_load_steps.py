@@ -11,21 +11,13 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from features.steps.under_load_steps import (
-    LOAD_NAME,
-    LOAD_REGION,
-    LOAD_SCENARIO,
-    LOAD_USERS,
-    listed_telemetry_stored,
-    load_is_ready,
-    load_ran,
-    stored_places,
-    telemetry_since,
-)
+from features.steps.under_load_steps import listed_telemetry_stored, load_ran
 from load.scenario import load_load_scenario
 from load.window import HistoryRow
 from roomtrust.comply.checks import CheckFailed, common
 from roomtrust.comply.evidence import EmptySelection
+from roomtrust.harness.load import LOAD_NAME, LOAD_REGION, LOAD_SCENARIO, LOAD_USERS, load_is_ready
+from roomtrust.harness.stores import stored_places, telemetry_since
 
 T0 = 1_800_000_000
 MAC, SERIAL = "02:aa:bb:cc:dd:ee", "SN1234abcd"

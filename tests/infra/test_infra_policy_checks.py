@@ -128,9 +128,9 @@ def test_each_environment_pins_its_own_credentials(stack_graphs: Graphs) -> None
 
 
 def test_dm_runs_the_module_of_the_self_hosted_stack(stack_graphs: Graphs) -> None:
-    from infra.local.stack import SERVICES
+    from roomtrust.harness.local import self_hosted
 
-    module = SERVICES["dm"][0]
+    module, _ = self_hosted("dm")
     for name in (n for n in stack_graphs if "-dm-" in n):
         assert checks.same_codebase_violations(stack_graphs[name], module) == []
     assert checks.same_codebase_violations(stack_graphs["prod-dm-us"], "services.other.main")

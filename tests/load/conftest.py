@@ -12,35 +12,31 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from infra.local import stack as local_stack
+from protocol.stack import Stack, write_stack
+from roomtrust.stack import launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def load_stack(
-    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
-) -> Iterator[dict[str, Any]]:
+def load_stack(tmp_path_factory: pytest.TempPathFactory, schema_prefix: str) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("load-stack").resolve()
-    stack: dict[str, Any] = {"home": str(home), "schema_prefix": schema_prefix, "services": {}}
+    stack = Stack(home, schema_prefix)
 
     def launch(service: str, region: str) -> None:
-        entry = local_stack.launch_region(home, service, region, schema_prefix=schema_prefix)
-        stack["services"].setdefault(service, {})[region] = entry
+        stack.add(launcher.launch_region(home, service, region, schema_prefix=schema_prefix))
 
     try:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(launch, ("dm", "meeting"), ("us", "na")))
-        local_stack.write_stack(home, stack)
+        write_stack(stack)
         yield stack
     finally:
-        for regions in stack["services"].values():
-            for entry in regions.values():
-                local_stack.terminate(entry["pid"])
+        for entry in stack.endpoints():
+            launcher.terminate(entry.pid)
 
 
 def _roomtrust_load(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

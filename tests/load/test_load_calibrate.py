@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from load.calibrate import fit_service_time, servers_at_saturation
+from protocol.stack import Stack
 from sim.scenario import EnrollmentStorm
 from sim.service import ServiceTime, load_calibration
 
@@ -44,12 +45,12 @@ def test_servers_by_the_utilisation_law() -> None:
 
 @pytest.mark.slow
 def test_calibrate_then_simulate_predicts_telemetry_p50(
-    load_stack: dict[str, Any], tmp_path: Path, roomtrust_load: Callable[..., Any]
+    load_stack: Stack, tmp_path: Path, roomtrust_load: Callable[..., Any]
 ) -> None:
     out, report = tmp_path / "local.yaml", tmp_path / "calibration.json"
     done = roomtrust_load(
         "calibrate", "--kinds", "telemetry", "--seconds", "3",
-        "--home", load_stack["home"], "--out", str(out), "--report", str(report),
+        "--home", str(load_stack.home), "--out", str(out), "--report", str(report),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     print(done.stdout)

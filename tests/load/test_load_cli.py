@@ -22,7 +22,8 @@ import yaml
 from typer.testing import CliRunner
 
 from load.cli import app, parse_duration
-from roomtrust.testing import region_endpoint, region_engine
+from protocol.stack import Stack
+from roomtrust.harness.stores import region_engine
 from services.dm.client import DeviceCredential, DmAdmin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,14 +128,13 @@ def test_a_bad_scenario_or_no_stack_exits_2(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def distributed(
-    load_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
+def distributed(load_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One distributed run; meanwhile the test process tries to enroll a device nobody deployed."""
     tmp = tmp_path_factory.mktemp("load-run")
     scenario = _write(tmp / "scenario.yaml", SCENARIO)
     out = tmp / "out"
-    url, ca = region_endpoint(load_stack, "dm", "us")
+    endpoint = load_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     intruder = DeviceCredential(
         f"02:{secrets.token_hex(1)}:{secrets.token_hex(1)}:00:00:01",
         f"SN{secrets.token_hex(5).upper()}",
@@ -146,7 +146,7 @@ def distributed(
     with open(tmp / "cli.log", "w") as log:
         command = [
             sys.executable, "-m", "load", str(scenario), "--workers", "2",
-            "--home", load_stack["home"], "--out", str(out),
+            "--home", str(load_stack.home), "--out", str(out),
         ]  # fmt: skip
         proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -216,7 +216,7 @@ def test_distributed_run_counts_every_endpoint_kind(distributed: dict[str, Any])
 
 @pytest.mark.slow
 def test_undeployed_device_refused_while_load_runs(
-    distributed: dict[str, Any], load_stack: dict[str, Any]
+    distributed: dict[str, Any], load_stack: Stack
 ) -> None:
     attempts = distributed["attempts"]
     assert attempts, "the load never started while the test was watching"
@@ -228,7 +228,7 @@ def test_undeployed_device_refused_while_load_runs(
     row = _rows(out)[("HTTP", "dm enroll (undeployed)")]
     assert int(row["Request Count"]) >= 2 and int(row["Failure Count"]) == 0  # all 403, as wanted
     # nothing of the undeployed devices is stored: no row of any table names them
-    provision = sorted((Path(load_stack["home"]) / "load").glob("load-test-distributed-*.json"))
+    provision = sorted((load_stack.home / "load").glob("load-test-distributed-*.json"))
     undeployed = json.loads(provision[-1].read_text())["identities"]["undeployed"]
     intruder: DeviceCredential = distributed["intruder"]
     needles = [intruder.mac, intruder.serial_number]
@@ -245,7 +245,8 @@ def test_undeployed_device_refused_while_load_runs(
                     assert not found, f"{found} stored in {table}"
     finally:
         engine.dispose()
-    url, ca = region_endpoint(load_stack, "dm", "us")
+    endpoint = load_stack.endpoint("dm", "us")
+    url, ca = endpoint.url, endpoint.ca_file
     target = json.loads(provision[-1].read_text())["targets"]["lab"]["dm"]
     with DmAdmin(url, ca) as admin:
         admin.login(target["admin"]["email"], target["admin"]["password"])
@@ -256,7 +257,7 @@ def test_undeployed_device_refused_while_load_runs(
 
 @pytest.mark.slow
 def test_broken_threshold_fails_the_distributed_run(
-    load_stack: dict[str, Any], tmp_path: Path, roomtrust_load: Callable[..., Any]
+    load_stack: Stack, tmp_path: Path, roomtrust_load: Callable[..., Any]
 ) -> None:
     data = json.loads(json.dumps(SCENARIO))
     data["name"] = "load-test-threshold"
@@ -269,7 +270,7 @@ def test_broken_threshold_fails_the_distributed_run(
     done = roomtrust_load(
         str(scenario),
         "--workers", "2", "--users", "2", "--spawn-rate", "2", "--time", "5s",
-        "--home", load_stack["home"], "--out", str(tmp_path / "out"),
+        "--home", str(load_stack.home), "--out", str(tmp_path / "out"),
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     verdict = json.loads((tmp_path / "out" / "load-test-threshold" / "verdict.json").read_text())

@@ -1,5 +1,5 @@
-"""Fixtures for the meeting tests: the four meeting regions as live processes in a temporary home
-(SQLite files, or PostgreSQL schemas under this run's prefix), and a fresh store for domain tests."""
+"""Fixtures for the meeting tests: an administrator in region sa of the live meeting stack (the
+harness's `meeting_stack`), and a fresh store for domain tests."""
 
 from __future__ import annotations
 
@@ -7,35 +7,23 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from roomtrust.testing import region_endpoint
+from protocol.stack import Stack
 from services.common.db import make_engine, migrate, session_factory, store_location
 from services.common.runtime import RegionRuntime, open_region
-from services.meeting import testing as shared_stack
 from services.meeting.client import MeetingApi
 from services.meeting.main import MIGRATIONS
 
 
-@pytest.fixture(scope="session")
-def meeting_stack(
-    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
-) -> Iterator[dict[str, Any]]:
-    stack = shared_stack.acquire(tmp_path_factory.mktemp("meeting-stack"), schema_prefix)
-    try:
-        yield stack
-    finally:
-        shared_stack.release()
-
-
 @pytest.fixture
-def admin_sa(meeting_stack: dict[str, Any]) -> Iterator[MeetingApi]:
+def admin_sa(meeting_stack: Stack) -> Iterator[MeetingApi]:
     """The administrator of a new enterprise in region sa."""
-    url, ca = region_endpoint(meeting_stack, "meeting", "sa")
+    endpoint = meeting_stack.endpoint("meeting", "sa")
+    url, ca = endpoint.url, endpoint.ca_file
     with MeetingApi(url, ca) as api:
         api.register_enterprise()
         yield api

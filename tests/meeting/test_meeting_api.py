@@ -9,13 +9,13 @@ import json
 import secrets
 import ssl
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from roomtrust.testing import region_endpoint, region_engine
+from protocol.stack import Stack
+from roomtrust.harness.stores import region_engine
 from services.common.ca import key_pem, make_csr, new_private_key
 from services.common.passwords import is_password_hash
 from services.common.tls import client_context
@@ -46,9 +46,7 @@ def test_settings_change_and_unknown_keys_are_refused(admin_sa: MeetingApi) -> N
     assert "settings.update" in [e["action"] for e in admin_sa.call("GET", "/v1/oplog")]
 
 
-def test_accounts_store_only_the_listed_fields(
-    admin_sa: MeetingApi, meeting_stack: dict[str, Any]
-) -> None:
+def test_accounts_store_only_the_listed_fields(admin_sa: MeetingApi, meeting_stack: Stack) -> None:
     response = admin_sa.request(
         "POST",
         "/v1/accounts",
@@ -106,8 +104,9 @@ def test_accounts_store_only_the_listed_fields(
     assert [r for r in rows if r[0] is None and (r[1] or r[2])] == []  # SSO member: no admin fields
 
 
-def test_phone_number_administrator_and_sso_login_refused(meeting_stack: dict[str, Any]) -> None:
-    url, ca = region_endpoint(meeting_stack, "meeting", "na")
+def test_phone_number_administrator_and_sso_login_refused(meeting_stack: Stack) -> None:
+    endpoint = meeting_stack.endpoint("meeting", "na")
+    url, ca = endpoint.url, endpoint.ca_file
     with MeetingApi(url, ca) as api:
         phone = f"+1 555 {secrets.randbelow(10**6):06d}"
         api.register_enterprise(username=phone)
@@ -220,10 +219,11 @@ def test_statistics_only_for_roles_that_may_see_them(admin_sa: MeetingApi) -> No
 
 
 def test_a_region_answers_only_for_its_own_conferences(
-    admin_sa: MeetingApi, meeting_stack: dict[str, Any]
+    admin_sa: MeetingApi, meeting_stack: Stack
 ) -> None:
     cid = admin_sa.member("Resident").create_conference("Stays in sa")["conference_id"]
-    url, ca = region_endpoint(meeting_stack, "meeting", "eu")
+    endpoint = meeting_stack.endpoint("meeting", "eu")
+    url, ca = endpoint.url, endpoint.ca_file
     with MeetingApi(url, ca) as eu_admin:
         eu_admin.register_enterprise()
         response = eu_admin.request("GET", f"/v1/conferences/{cid}")

@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +27,10 @@ from media_core import g711
 from media_core.rtp import RtpPacket
 from media_core.sources import AudioSource
 from media_core.srtp import Direction, KeyMaterial, SrtpSession
+from protocol.stack import Stack
 from roomtrust.comply import tlsprobe
-from roomtrust.testing import region_endpoint
+from roomtrust.harness.call import MediaCall
+from roomtrust.harness.interop import GatewayProcess, start_gateway
 from services.common.tls import client_context
 from services.meeting.client import MeetingApi, Signal
 from services.meeting.interop import h323, sdp, sip
@@ -39,14 +40,12 @@ from services.meeting.interop.client import (
     listening_sockets,
     plain_sip_answer,
 )
-from services.meeting.interop.testing import GatewayProcess, start_gateway
-from services.meeting.media.call import MediaCall
 from services.meeting.relay.files import interop_token
 
 
 @pytest.fixture(scope="module")
-def interop(meeting_stack: dict[str, Any]) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(Path(meeting_stack["home"]), "sa")
+def interop(meeting_stack: Stack) -> Iterator[GatewayProcess]:
+    gateway = start_gateway(meeting_stack.home, "sa")
     try:
         yield gateway
     finally:
@@ -268,10 +267,11 @@ def test_media_between_a_sip_system_and_the_conference_flows_only_as_srtp(
 
 
 def test_signaling_takes_an_interop_sign_in_only_with_the_regions_token(
-    interop: GatewayProcess, meeting_stack: dict[str, Any]
+    interop: GatewayProcess, meeting_stack: Stack
 ) -> None:
-    url, ca_file = region_endpoint(meeting_stack, "meeting", "sa")
-    token = interop_token(Path(meeting_stack["home"]), "sa")
+    endpoint = meeting_stack.endpoint("meeting", "sa")
+    url, ca_file = endpoint.url, endpoint.ca_file
+    token = interop_token(meeting_stack.home, "sa")
 
     async def sign_in(**fields: Any) -> dict[str, Any]:
         uri = url.replace("https://", "wss://") + "/v1/signaling"

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from protocol.stack import Stack
 from roomtrust.cli import app as roomtrust_app
-from roomtrust.testing import region_endpoint
 from services.common.clock import ManualClock
 from services.common.db import transaction
 from services.meeting.client import MeetingApi
@@ -170,15 +170,16 @@ def test_server_logs_older_than_180_days_are_deleted(tmp_path: Path, store: Any)
     )
 
 
-def test_roomtrust_retention_run_against_a_live_region(meeting_stack: dict[str, Any]) -> None:
-    url, ca = region_endpoint(meeting_stack, "meeting", "eu")
+def test_roomtrust_retention_run_against_a_live_region(meeting_stack: Stack) -> None:
+    endpoint = meeting_stack.endpoint("meeting", "eu")
+    url, ca = endpoint.url, endpoint.ca_file
     contract_end = dt.date.today() - dt.timedelta(days=10)
     with MeetingApi(url, ca) as admin:
         admin.register_enterprise("Leaving Corp", contract_end=contract_end.isoformat())
         user = admin.member("Lena Leaving")
         user.create_conference("Last call")
         runner = CliRunner()
-        home = meeting_stack["home"]
+        home = str(meeting_stack.home)
         base = dt.datetime.combine(contract_end, dt.time(), tzinfo=dt.UTC)
         keep = runner.invoke(
             roomtrust_app,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from pathlib import Path
 from typing import Any
 
-from roomtrust.testing import region_endpoint
+from protocol.stack import Stack
 from services.meeting import audit
 from services.meeting.client import PASSWORD, MeetingApi, Signal
 
@@ -181,7 +180,7 @@ def test_revoked_users_socket_is_closed_and_next_request_refused(admin_sa: Meeti
 
 
 def test_chat_leaves_no_trace_once_the_conference_ends(
-    admin_sa: MeetingApi, meeting_stack: dict[str, Any]
+    admin_sa: MeetingApi, meeting_stack: Stack
 ) -> None:
     owner, guest = admin_sa.member("Owner Seven"), admin_sa.member("Guest Seven")
     cid = owner.create_conference("Chatty", kind="one_off")["conference_id"]
@@ -201,9 +200,9 @@ def test_chat_leaves_no_trace_once_the_conference_ends(
         assert await b.closed() == 1000
 
     run(scenario())
-    home = Path(meeting_stack["home"])
+    home = meeting_stack.home
     for region in ("na", "sa", "eu", "asia"):
-        trace = audit.trace_of(home, region, marker, meeting_stack.get("schema_prefix", ""))
+        trace = audit.trace_of(home, region, marker, meeting_stack.schema_prefix)
         assert trace == {"database": [], "logs": [], "storage": []}, trace
     assert list((home / "meeting" / "sa" / "recordings").glob("*.rec")), "nothing was searched"
 
@@ -238,9 +237,9 @@ def test_chat_and_recording_only_where_enabled(admin_sa: MeetingApi) -> None:
 
 
 def test_recording_in_sa_stays_in_sa_and_everyone_is_told_who_records(
-    admin_sa: MeetingApi, meeting_stack: dict[str, Any]
+    admin_sa: MeetingApi, meeting_stack: Stack
 ) -> None:
-    home = Path(meeting_stack["home"])
+    home = meeting_stack.home
     before = audit.recording_files(home)
     owner, rec, late = (admin_sa.member(n) for n in ("Owner Nine", "Rosa Recorder", "Luis Late"))
     cid = owner.create_conference("Recorded", participant_locations=["brazil", "chile"])[
@@ -276,7 +275,8 @@ def test_recording_in_sa_stays_in_sa_and_everyone_is_told_who_records(
     content = rec.request("GET", f"/v1/recordings/{recording_id}/content")
     assert content.status_code == 200 and cid.encode() in content.content
     # another organisation never sees it, and cannot be shared to
-    url, ca = region_endpoint(meeting_stack, "meeting", "sa")
+    endpoint = meeting_stack.endpoint("meeting", "sa")
+    url, ca = endpoint.url, endpoint.ca_file
     with MeetingApi(url, ca) as stranger:
         stranger.register_enterprise("Other Corp")
         assert stranger.request("GET", f"/v1/recordings/{recording_id}").status_code == 404

@@ -20,9 +20,9 @@ import pytest
 
 from media_core.sources import AudioSource
 from media_core.srtp import Direction, KeyMaterial, SrtpError, SrtpProfile, SrtpSession
-from roomtrust.testing import region_endpoint
+from protocol.stack import Stack
+from roomtrust.harness.plugin import MEDIA_REGION
 from services.common.tls import client_context
-from services.meeting import testing as shared_stack
 from services.meeting.relay.files import control_token, ready_file, running_relays
 
 REGION = "na"
@@ -224,18 +224,7 @@ def wait_for() -> Callable[..., bool]:
     return _wait_for
 
 
-# -- the live meeting stack with relays (region sa), shared with tests/meeting and features ------
-
-
-@pytest.fixture(scope="session")
-def media_stack(
-    tmp_path_factory: pytest.TempPathFactory, schema_prefix: str
-) -> Iterator[dict[str, Any]]:
-    stack = shared_stack.acquire(tmp_path_factory.mktemp("meeting-stack"), schema_prefix)
-    try:
-        yield stack
-    finally:
-        shared_stack.release()
+# -- the live meeting stack (the harness's), whose region sa has two relays ----------------------
 
 
 @dataclass
@@ -252,10 +241,11 @@ class MediaRegion:
 
 
 @pytest.fixture
-def media_region(media_stack: dict[str, Any]) -> Iterator[MediaRegion]:
-    region = shared_stack.MEDIA_REGION
-    url, ca = region_endpoint(media_stack, "meeting", region)
-    home = Path(media_stack["home"])
+def media_region(meeting_stack: Stack) -> Iterator[MediaRegion]:
+    region = MEDIA_REGION
+    endpoint = meeting_stack.endpoint("meeting", region)
+    url, ca = endpoint.url, endpoint.ca_file
+    home = meeting_stack.home
     assert wait_for_relays(home, region, 2), "the media region has no relays"
     yield MediaRegion(home, region, url, ca)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from infra.local import cli as local_cli
+from roomtrust.stack import cli as stack_cli
 from tests.meeting_relay.conftest import MediaRegion
 
 
 def test_status_shows_each_live_relays_counters(media_region: MediaRegion) -> None:
     app = typer.Typer()
-    local_cli.register(app)
+    stack_cli.register(app)
     result = CliRunner().invoke(
         app, ["status", "--home", str(media_region.home)], env={"COLUMNS": "200"}
     )

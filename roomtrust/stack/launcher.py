@@ -1,8 +1,8 @@
 """Start, stop and inspect the local stack: one process per service region on 127.0.0.1 with TLS.
 
 `start()` launches every region as its own process (own database, own CA under the stack's home),
-waits until each has written its ready file, and writes `stack.json` with the URLs and CA bundles that
-every other tool reads. Each meeting region then gets its media relays (`ROOMTRUST_RELAYS_PER_REGION`,
+waits until each has written its ready file, and writes `stack.json` (`protocol.stack`: the URLs and
+CA bundles that every other tool reads). Each meeting region then gets its media relays (`ROOMTRUST_RELAYS_PER_REGION`,
 default 1; `roomtrust up` starts 2, so a region can fail over at once), listed under `relays` in
 `stack.json`; the region itself replaces a relay that dies. With `pstn`, a meeting region also gets
 its PSTN gateway (`pstn` in `stack.json`).
@@ -25,6 +25,16 @@ from typing import Any
 
 import httpx
 
+from protocol.stack import (
+    Endpoint,
+    Gateway,
+    Relay,
+    Stack,
+    StackError,
+    read_stack,
+    stack_file,
+    write_stack,
+)
 from services.common.settings import DM_REGIONS, MEETING_REGIONS
 
 # service name -> (module run with `python -m`, its regions)
@@ -34,43 +44,9 @@ SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
 if (Path(__file__).resolve().parents[2] / "services" / "meeting" / "main.py").exists():
     SERVICES["meeting"] = ("services.meeting.main", MEETING_REGIONS)
 
-STACK_FILE = "stack.json"
 START_TIMEOUT = 60.0
 RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
 DEFAULT_RELAYS = 1
-
-
-class StackError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    service: str
-    region: str
-    url: str
-    ca_file: Path
-    pid: int
-
-
-def stack_file(home: Path) -> Path:
-    return home / STACK_FILE
-
-
-def read_stack(home: Path) -> dict[str, Any]:
-    path = stack_file(home)
-    if not path.exists():
-        raise StackError(f"no local stack at {home} (run `roomtrust up`)")
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
-def endpoints(stack: dict[str, Any]) -> list[Endpoint]:
-    return [
-        Endpoint(service, region, info["url"], Path(info["ca_file"]), info["pid"])
-        for service, regions in stack["services"].items()
-        for region, info in regions.items()
-    ]
 
 
 def _alive(pid: int) -> bool:
@@ -138,22 +114,24 @@ def _await_file(launch: _Launch, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def _await_ready(launch: _Launch, deadline: float) -> dict[str, Any]:
+def _await_ready(launch: _Launch, deadline: float) -> Endpoint:
     _await_file(launch, deadline)
     info = json.loads(launch.ready.read_text())
-    return {
-        "url": f"https://127.0.0.1:{info['port']}",
-        "port": info["port"],
-        "ca_file": str(launch.ready.parent / "ca" / "ca.pem"),
-        "pid": launch.proc.pid,
-        "module": SERVICES[launch.service][0],
-        "log": str(launch.log),
-    }
+    return Endpoint(
+        launch.service,
+        launch.region,
+        url=f"https://127.0.0.1:{info['port']}",
+        ca_file=launch.ready.parent / "ca" / "ca.pem",
+        pid=launch.proc.pid,
+        port=int(info["port"]),
+        module=SERVICES[launch.service][0],
+        log=str(launch.log),
+    )
 
 
 def launch_region(
     home: Path, service: str, region: str, port: int = 0, schema_prefix: str = ""
-) -> dict[str, Any]:
+) -> Endpoint:
     """Start one region process and wait for its ready file; returns its stack entry."""
     launch = _spawn(home, service, region, port, schema_prefix)
     return _await_ready(launch, time.monotonic() + START_TIMEOUT)
@@ -165,7 +143,7 @@ def start(
     schema_prefix: str | None = None,
     relays: int | Mapping[str, int] | None = None,
     pstn: bool | Sequence[str] = False,
-) -> dict[str, Any]:
+) -> Stack:
     """Start the stack (or return the running one) and write stack.json.
 
     On PostgreSQL each region keeps its data in the schema `<schema_prefix><service>_<region>`;
@@ -179,10 +157,10 @@ def start(
     home.mkdir(parents=True, exist_ok=True)
     if stack_file(home).exists():
         running = read_stack(home)
-        if all(_alive(ep.pid) for ep in endpoints(running)):
+        if all(_alive(ep.pid) for ep in running.endpoints()):
             return running
         stop(home)
-    stack: dict[str, Any] = {"home": str(home), "schema_prefix": schema_prefix, "services": {}}
+    stack = Stack(home, schema_prefix)
     launches = [
         _spawn(home, service, region, schema_prefix=schema_prefix)
         for service in services or list(SERVICES)
@@ -191,20 +169,19 @@ def start(
     deadline = time.monotonic() + START_TIMEOUT
     try:
         for launch in launches:
-            entry = _await_ready(launch, deadline)
-            stack["services"].setdefault(launch.service, {})[launch.region] = entry
-        if "meeting" in stack["services"]:
+            stack.add(_await_ready(launch, deadline))
+        if "meeting" in stack.services:
             # relays and gateways start once their region is up; they get their own deadline
-            stack["relays"] = start_relays(home, relay_counts(relays))
+            stack.relays = start_relays(home, relay_counts(relays))
             gateways = list(MEETING_REGIONS) if pstn is True else list(pstn or ())
-            stack["pstn"] = {region: launch_pstn(home, region) for region in gateways}
+            stack.pstn = {region: launch_pstn(home, region) for region in gateways}
     except Exception:
         for launch in launches:
             if launch.proc.poll() is None:
                 terminate(launch.proc.pid)
         stop_relays(home)
         raise
-    write_stack(home, stack)
+    write_stack(stack)
     return stack
 
 
@@ -240,7 +217,7 @@ def _spawn_relay(home: Path, region: str, name: str) -> _Launch:
 
 def start_relays(
     home: Path, counts: Mapping[str, int], deadline: float | None = None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, dict[str, Relay]]:
     """Start relays (after their meeting regions, whose CA they use); returns their entries."""
     home = home.resolve()
     deadline = deadline or time.monotonic() + START_TIMEOUT
@@ -249,17 +226,12 @@ def start_relays(
         for region, count in counts.items()
         for index in range(count)
     ]
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[str, Relay]] = {}
     try:
         for launch in launches:
             _await_file(launch, deadline)
-            info = json.loads(launch.ready.read_text())
-            found.setdefault(launch.region, {})[info["name"]] = {
-                "pid": launch.proc.pid,
-                "control_url": info["control_url"],
-                "media_port": info["media_port"],
-                "log": str(launch.log),
-            }
+            relay = _relay_entry(launch)
+            found.setdefault(launch.region, {})[relay.name] = relay
     except Exception:
         for launch in launches:  # ready or not, none of them outlives a failed start
             if launch.proc.poll() is None:
@@ -268,26 +240,32 @@ def start_relays(
     return found
 
 
-def launch_relay(home: Path, region: str, name: str) -> dict[str, Any]:
+def _relay_entry(launch: _Launch) -> Relay:
+    info = json.loads(launch.ready.read_text())
+    return Relay(
+        launch.region,
+        str(info["name"]),
+        launch.proc.pid,
+        str(info["control_url"]),
+        int(info["media_port"]),
+        str(launch.log),
+    )
+
+
+def launch_relay(home: Path, region: str, name: str) -> Relay:
     """Start one more relay in a meeting region and record it in stack.json, if there is one."""
     home = home.resolve()
     launch = _spawn_relay(home, region, name)
     _await_file(launch, time.monotonic() + START_TIMEOUT)
-    info = json.loads(launch.ready.read_text())
-    entry = {
-        "pid": launch.proc.pid,
-        "control_url": info["control_url"],
-        "media_port": info["media_port"],
-        "log": str(launch.log),
-    }
+    relay = _relay_entry(launch)
     if stack_file(home).exists():
         stack = read_stack(home)
-        stack.setdefault("relays", {}).setdefault(region, {})[name] = entry
-        write_stack(home, stack)
-    return entry
+        stack.relays.setdefault(region, {})[relay.name] = relay
+        write_stack(stack)
+    return relay
 
 
-def launch_pstn(home: Path, region: str, deadline: float | None = None) -> dict[str, Any]:
+def launch_pstn(home: Path, region: str, deadline: float | None = None) -> Gateway:
     """Start a meeting region's PSTN gateway (after the region) and wait until it is ready."""
     home = home.resolve()
     directory = home / "meeting" / region / "pstn"
@@ -315,7 +293,7 @@ def launch_pstn(home: Path, region: str, deadline: float | None = None) -> dict[
     launch = _Launch("pstn", region, proc, ready, log_path)
     _await_file(launch, deadline or time.monotonic() + START_TIMEOUT)
     info = json.loads(ready.read_text())
-    return {"pid": proc.pid, "control_url": info["control_url"], "log": str(log_path)}
+    return Gateway(region, proc.pid, str(info["control_url"]), str(log_path))
 
 
 def stop_relays(home: Path) -> int:
@@ -337,12 +315,6 @@ def stop_relays(home: Path) -> int:
             count += 1
             terminate(int(ready["pid"]))
     return count
-
-
-def write_stack(home: Path, stack: dict[str, Any]) -> None:
-    tmp = stack_file(home).with_suffix(".tmp")
-    tmp.write_text(json.dumps(stack, indent=2))
-    tmp.replace(stack_file(home))
 
 
 def terminate(pid: int, timeout: float = 10.0) -> None:
@@ -369,7 +341,7 @@ def stop(home: Path) -> int:
     if not stack_file(home).exists():
         return stop_relays(home)
     running = 0
-    for ep in endpoints(read_stack(home)):
+    for ep in read_stack(home).endpoints():
         if _alive(ep.pid):
             running += 1
             terminate(ep.pid)
@@ -378,17 +350,15 @@ def stop(home: Path) -> int:
     return running
 
 
-def restart_region(home: Path, service: str, region: str) -> dict[str, Any]:
+def restart_region(home: Path, service: str, region: str) -> Endpoint:
     """Start a region again on its old port (after a crash or a kill) and update stack.json."""
     home = home.resolve()
     stack = read_stack(home)
-    old = stack["services"][service][region]
-    terminate(old["pid"], timeout=5.0)
-    entry = launch_region(
-        home, service, region, port=old["port"], schema_prefix=stack.get("schema_prefix", "")
-    )
-    stack["services"][service][region] = entry
-    write_stack(home, stack)
+    old = stack.endpoint(service, region)
+    terminate(old.pid, timeout=5.0)
+    entry = launch_region(home, service, region, port=old.port, schema_prefix=stack.schema_prefix)
+    stack.add(entry)
+    write_stack(stack)
     return entry
 
 

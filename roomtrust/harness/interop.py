@@ -18,7 +18,7 @@ from typing import Any
 from services.meeting.interop.server import interop_directory, ready_file
 
 START_TIMEOUT = 20.0
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Helpers for DM tests that run real virtual devices (the asyncio driver) against a DM region.
+"""Real virtual devices (the asyncio driver) against a DM region, for tests and features.
 
 A fleet is deployed and enrolled through `FleetRun` and keeps running on the test's event loop
 while the test drives the DM admin API from a worker thread (`in_thread`), as an administrator of
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from devices_virtual.driver.device import VirtualDevice
 from devices_virtual.driver.fleet import PASSWORD, DeviceSpec, FleetRun
 from devices_virtual.scenario import Scenario, parse_scenario
+from protocol.stack import Stack
 from services.dm.client import DmAdmin
 
 T = TypeVar("T")
@@ -51,7 +52,7 @@ def fleet_scenario(
 
 
 async def start_fleet(
-    stack: dict[str, Any], work_dir: Path, scenario: Scenario, timeout: float = 90
+    stack: Stack, work_dir: Path, scenario: Scenario, timeout: float = 90
 ) -> FleetRun:
     """Deploy the fleet's devices and power each one up as soon as it is deployed (so deploying
     and enrolling overlap), then wait until every device has its command channel open."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.local import stack as local_stack
+from protocol.stack import Stack, StackError, read_stack, stack_file
+from roomtrust.stack import launcher
 
 HOME_OPTION = typer.Option(Path(".roomtrust"), "--home", envvar="ROOMTRUST_HOME")
 RELAYS_OPTION = typer.Option(
@@ -22,31 +22,29 @@ RELAY_COLUMNS = ("received", "accepted", "forwarded")
 def up(home: Path = HOME_OPTION, relays: int = RELAYS_OPTION) -> None:
     """Start every service region, media relays and PSTN gateways on 127.0.0.1 with TLS (or reuse
     the running stack)."""
-    stack = local_stack.start(home, relays=relays, pstn=True)
-    for ep in local_stack.endpoints(stack):
+    stack = launcher.start(home, relays=relays, pstn=True)
+    for ep in stack.endpoints():
         console.print(f"{ep.service:8} {ep.region:5} {ep.url}  (pid {ep.pid})")
-    for region, relays_of in stack.get("relays", {}).items():
-        for name, info in relays_of.items():
-            console.print(
-                f"relay    {region:5} {name} udp/{info['media_port']}  (pid {info['pid']})"
-            )
-    console.print(f"stack file: {local_stack.stack_file(home.resolve())}")
+    for region, relays_of in stack.relays.items():
+        for name, relay in relays_of.items():
+            console.print(f"relay    {region:5} {name} udp/{relay.media_port}  (pid {relay.pid})")
+    console.print(f"stack file: {stack_file(home.resolve())}")
 
 
 def down(home: Path = HOME_OPTION) -> None:
     """Stop the local stack."""
-    count = local_stack.stop(home)
+    count = launcher.stop(home)
     console.print(f"stopped {count} process(es)")
 
 
-def relay_rows(home: Path, stack: dict[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
+def relay_rows(home: Path, stack: Stack) -> list[tuple[str, str, dict[str, int]]]:
     """(region, relay, counters) of every live relay of the stack's meeting regions."""
-    if "meeting" not in stack["services"]:
+    if not stack.regions("meeting"):
         return []
     from services.meeting.relay.client import read_counters
 
     rows = []
-    for region in stack["services"]["meeting"]:
+    for region in stack.regions("meeting"):
         for name, counters in sorted(read_counters(home, region).items()):
             rows.append((region, name, counters))
     return rows
@@ -56,14 +54,14 @@ def status(home: Path = HOME_OPTION) -> None:
     """Show each region's health and each media relay's counters."""
     home = home.resolve()
     try:
-        stack = local_stack.read_stack(home)
-    except local_stack.StackError as exc:
+        stack = read_stack(home)
+    except StackError as exc:
         console.print(str(exc))
         raise typer.Exit(1) from exc
     table = Table("service", "region", "url", "pid", "health")
     failed = False
-    for ep in local_stack.endpoints(stack):
-        result = local_stack.health(ep)
+    for ep in stack.endpoints():
+        result = launcher.health(ep)
         failed |= not result["ok"]
         detail = ", ".join(f"{k}={v}" for k, v in result.items() if k != "ok")
         table.add_row(

@@ -1,0 +1,1 @@
+"""The wire contracts: what crosses a process boundary, defined once. Imports nothing of the project."""
