@@ -3,9 +3,10 @@
 - Every claim ID is a registered marker, so `-m DM-04` selects its scenarios.
 - Every test outside `DATABASE_FREE` carries the `database` marker, so the PostgreSQL pass of CI
   (`-m database`) skips what no database can change: the sans-IO media core, the simulator, the
-  Pulumi programs under mocks, and the compliance negative controls (their deliberately weak
-  regions keep their store in SQLite whatever the run's database is). A test that opens a
-  database, starts a region or a stack does not belong under these paths.
+  Pulumi programs under mocks, the stack description, the layer contracts, and the compliance
+  negative controls (their deliberately weak regions keep their store in SQLite whatever the
+  run's database is). A test that opens a database, starts a region or a stack does not belong
+  under these paths.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ DATABASE_FREE = (
     "tests/sim/",
     "tests/infra/",
     "tests/comply/test_comply_negative_controls.py",
+    "tests/protocol/test_stack.py",
+    "tests/roomtrust/test_layers.py",
     "features/test_infra.py",
     "features/test_sim.py",
 )
