@@ -1,1 +1,11 @@
-"""The wire contracts: what crosses a process boundary, defined once. Imports nothing of the project."""
+"""The wire contracts of roomtrust, in one leaf package.
+
+Every message, code and list that crosses a process boundary is written here once: signaling
+messages (`signaling`), the DM device channel (`dm_channel`), the `error` field of every refusal
+(`errors`), the DM-09 field lists (`fields`), the firmware package format (`firmware`), the service
+regions (`regions`) and the TLS policy (`tls`), plus the one signaling client (`signaling_client`)
+and the description of a running stack that every tool reads (`stack`: `stack.json`).
+
+This package imports nothing else of the project, so services, virtual devices, load generators
+and simulations can all depend on it.
+"""

@@ -24,14 +24,14 @@ from pulumi_azure_native import (
     storage,
 )
 
+from protocol.regions import DM_REGIONS
+
 # region -> the Azure locations that region may run in (the first is the default)
 DM_LOCATIONS: dict[str, tuple[str, ...]] = {
     "us": ("eastus", "eastus2", "centralus", "westus2", "westus3"),
     "eu": ("westeurope", "northeurope", "germanywestcentral", "francecentral", "swedencentral"),
     "au": ("australiaeast", "australiasoutheast", "australiacentral"),
 }
-# the services' list too (test_region_sets_are_exactly_the_claims)
-DM_REGIONS = tuple(DM_LOCATIONS)
 LOG_RETENTION_DAYS = 180
 SERVICE_PORT = 8443
 DM_MODULE = "services.dm.main"  # the module the self-hosted stack runs too (roomtrust.stack)

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.meeting.service import FargateService, FargateServiceArgs
+from protocol.regions import MEETING_REGIONS
 
 # region -> the AWS regions that meeting region may run in (the first is the default)
 MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {
@@ -24,8 +25,6 @@ MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {
     "eu": ("eu-central-1", "eu-west-1", "eu-west-3", "eu-north-1"),
     "asia": ("ap-southeast-1", "ap-northeast-1", "ap-south-1"),
 }
-# the services' list too (test_region_sets_are_exactly_the_claims)
-MEETING_REGIONS = tuple(MEETING_AWS_REGIONS)
 SIGNALING_PORT = 8443
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 INTERNET = "0.0.0.0/0"
