@@ -18,6 +18,7 @@ from typing import Any
 from media_core.endpoint import MediaEndpoint
 from media_core.rtp import RtpPacket
 from media_core.sources import AudioSource
+from protocol.signaling import MessageType
 from services.meeting.client import Signal
 
 
@@ -87,10 +88,10 @@ class MediaCall:
             if message is None:
                 self._news.set()
                 return
-            if message.get("type") in ("admitted", "lobby.waiting"):
+            if message.get("type") in (MessageType.ADMITTED, MessageType.LOBBY_WAITING):
                 self.participant_id = str(message.get("participant_id"))
             if self.endpoint.handle_message(message):
-                kind = "move" if message["type"] == "media.move" else "keys"
+                kind = "move" if message["type"] == MessageType.MEDIA_MOVE else "keys"
                 if message.get("rekey"):
                     kind = "rekey"
                 self.key_events.append((self.loop.time(), kind))
@@ -120,7 +121,7 @@ class MediaCall:
         return [str(m.get("type")) for m in self.signal.received]
 
     async def join(self, conference_id: str, password: str | None = None) -> None:
-        message: dict[str, Any] = {"type": "join", "conference_id": conference_id}
+        message: dict[str, Any] = {"type": MessageType.JOIN, "conference_id": conference_id}
         if password is not None:
             message["password"] = password
         await self.send(message)
