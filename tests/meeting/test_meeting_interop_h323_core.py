@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.errors import ErrorCode
 from services.meeting.interop import h323
 from services.meeting.interop.client import H323Caller
 from services.meeting.interop.common import (
@@ -105,8 +106,8 @@ def test_an_h323_setup_with_h235_is_connected_with_keys_only_the_caller_can_open
 @pytest.mark.parametrize(
     ("refusal", "reason", "cause"),
     [
-        (refusal_of("Forbidden"), "noPermission", h323.CAUSE_REJECTED),
-        (refusal_of("NotFound"), "unreachableDestination", h323.CAUSE_NO_ROUTE),
+        (refusal_of(ErrorCode.FORBIDDEN), "noPermission", h323.CAUSE_REJECTED),
+        (refusal_of(ErrorCode.NOT_FOUND), "unreachableDestination", h323.CAUSE_NO_ROUTE),
         (Refusal.REJECTED, "destinationRejection", h323.CAUSE_REJECTED),
         (Refusal.UNAVAILABLE, "gatewayResources", h323.CAUSE_INCOMPATIBLE),
     ],
@@ -144,7 +145,7 @@ def test_unreadable_h225_is_released_and_non_tpkt_closes(gateway: H323Core) -> N
 
 def test_the_conference_ending_releases_the_call(gateway: H323Core) -> None:
     call = call_in(gateway, new_caller(), H323State.CONNECTED)
-    actions = gateway.handle(Ended(call.call_id, "conference.ended"))
+    actions = gateway.handle(Ended(call.call_id, "the conference ended"))
     [release] = h323_out(actions)
     assert (release.body["reason"], release.cause) == ("undefinedReason", h323.CAUSE_NORMAL)
     assert of(LeaveConference, actions) == [LeaveConference(call.call_id)]
@@ -171,7 +172,7 @@ def call_in(gw: H323Core, caller: H323Caller, state: H323State) -> H323Call:
         (MediaOpened(call_id, "127.0.0.1", 41002), H323State.JOINING),
         (Lobby(call_id), H323State.ALERTING),
         (Admitted(call_id), H323State.CONNECTED),
-        (Ended(call_id, "conference.ended"), H323State.ENDED),
+        (Ended(call_id, "the conference ended"), H323State.ENDED),
     ]
     assert call.state is H323State.OPENING_MEDIA
     for event, reached in steps:
@@ -209,7 +210,7 @@ def refused(_: H323Caller, call: H323Call) -> Event:
 
 
 def ended(_: H323Caller, call: H323Call) -> Event:
-    return Ended(call.call_id, "conference.ended")
+    return Ended(call.call_id, "the conference ended")
 
 
 MakeEvent = Callable[[H323Caller, H323Call], Event]

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.errors import ErrorCode
 from services.meeting.interop import sdp, sip
 from services.meeting.interop.client import SipTlsCaller
 from services.meeting.interop.common import (
@@ -202,23 +203,28 @@ def test_the_lobby_is_182_queued_and_a_rejection_is_603(
     call_id = of(OpenMedia, actions)[0].call_id
     gateway.handle(MediaOpened(call_id, "127.0.0.1", 41000))
     assert statuses(gateway.handle(Lobby(call_id))) == [182]
-    refused = gateway.handle(Refused(call_id, Refusal.REJECTED, "rejected"))
+    refused = gateway.handle(Refused(call_id, Refusal.REJECTED, "declined by a moderator"))
     assert statuses(refused) == [603]
     assert of(LeaveConference, refused) == [LeaveConference(call_id)]
     assert call_id not in gateway.calls
 
 
 @pytest.mark.parametrize(
-    ("error", "status"),
-    [("Forbidden", 403), ("NotFound", 404), ("Conflict", 404), ("Unauthenticated", 503)],
+    ("code", "status"),
+    [
+        (ErrorCode.FORBIDDEN, 403),
+        (ErrorCode.NOT_FOUND, 404),
+        (ErrorCode.CONFLICT, 404),
+        (ErrorCode.UNAUTHENTICATED, 503),
+    ],
 )
 def test_the_meetings_refusals_map_to_sip(
-    gateway: SipCore, caller: SipTlsCaller, error: str, status: int
+    gateway: SipCore, caller: SipTlsCaller, code: ErrorCode, status: int
 ) -> None:
     actions = feed_sip(gateway, caller.invite(CONFERENCE))
     call_id = of(OpenMedia, actions)[0].call_id
     gateway.handle(MediaOpened(call_id, "127.0.0.1", 41000))
-    refused = gateway.handle(Refused(call_id, refusal_of(error), "why"))
+    refused = gateway.handle(Refused(call_id, refusal_of(code), "why"))
     assert statuses(refused) == [status]
     [response] = sent_sip(refused)
     assert response.header("Warning") == '399 roomtrust-interop "why"'
@@ -244,7 +250,7 @@ def test_bye_from_the_caller_and_bye_to_the_caller(gateway: SipCore, caller: Sip
     # a second call, ended by the conference: the gateway hangs up with a BYE of its own
     other = SipTlsCaller("127.0.0.1", 5061, Path("unused"))
     call_id, actions = admitted_sip_call(gateway, other)
-    ended = gateway.handle(Ended(call_id, "conference.ended"))
+    ended = gateway.handle(Ended(call_id, "the conference ended"))
     [request] = sent_sip(ended)
     assert isinstance(request, sip.SipRequest) and request.method == "BYE"
     assert request.uri == "sips:room-12@127.0.0.1:5061"
@@ -301,7 +307,7 @@ def call_in(gw: SipCore, caller: SipTlsCaller, state: SipState) -> SipCall:
         (MediaOpened(call_id, "127.0.0.1", 41000), SipState.JOINING),
         (Lobby(call_id), SipState.QUEUED),
         (Admitted(call_id), SipState.CONFIRMED),
-        (Ended(call_id, "conference.ended"), SipState.ENDED),
+        (Ended(call_id, "the conference ended"), SipState.ENDED),
     ]
     assert call.state is SipState.OPENING_MEDIA
     for event, reached in steps:
@@ -347,7 +353,7 @@ def refused(_: SipTlsCaller, call: SipCall) -> Event:
 
 
 def ended(_: SipTlsCaller, call: SipCall) -> Event:
-    return Ended(call.call_id, "conference.ended")
+    return Ended(call.call_id, "the conference ended")
 
 
 MakeEvent = Callable[[SipTlsCaller, SipCall], Event]

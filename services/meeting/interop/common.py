@@ -3,9 +3,9 @@
 Both cores take the same connection events and the same answers from the conference side, and ask
 the driver (`server.py`) for the same actions: send bytes, close a connection, open a media port,
 join or leave the conference through the region's signaling, start the SRTP bridge, and log a
-decision. The meeting's refusals reach the cores as a `Refusal`, mapped once here from the `error`
-field of a signaling answer; each core turns it into its own protocol's answer (a SIP status, an
-H.225.0 release reason).
+decision. The meeting's refusals reach the cores as a `Refusal`, mapped once here from the
+`ErrorCode` of a signaling answer; each core turns it into its own protocol's answer (a SIP status,
+an H.225.0 release reason).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum, auto
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from media_core.srtp import KeyMaterial
+from protocol.errors import ErrorCode
 
 Address = tuple[str, int]
 RandomBytes = Callable[[int], bytes]
@@ -76,20 +77,19 @@ class Refusal(Enum):
     UNAVAILABLE = auto()  # anything else: the meeting service would not take it
 
 
-# The `error` field of a signaling answer (the domain error's code) and what it means for a call.
-_REFUSALS = {
-    "NotFound": Refusal.NOT_FOUND,
-    "Conflict": Refusal.NOT_FOUND,
-    "Invalid": Refusal.NOT_FOUND,
-    "Forbidden": Refusal.FORBIDDEN,
-}
-
-
-def refusal_of(error: object) -> Refusal:
-    """The meaning of a signaling `error` code; an unknown or missing code is `UNAVAILABLE`."""
-    if isinstance(error, str):
-        return _REFUSALS.get(error, Refusal.UNAVAILABLE)
-    return Refusal.UNAVAILABLE
+def refusal_of(code: ErrorCode) -> Refusal:
+    """The meaning of the `error` code of a signaling answer to the gateway's sign-in or join."""
+    match code:
+        case ErrorCode.FORBIDDEN:
+            return Refusal.FORBIDDEN
+        case ErrorCode.NOT_FOUND | ErrorCode.CONFLICT | ErrorCode.INVALID:
+            return Refusal.NOT_FOUND
+        case ErrorCode.REJECTED:
+            return Refusal.REJECTED
+        case ErrorCode.UNAVAILABLE | ErrorCode.UNAUTHENTICATED | ErrorCode.FIRMWARE_REJECTED:
+            return Refusal.UNAVAILABLE
+        case _:
+            assert_never(code)
 
 
 @dataclass(frozen=True)
@@ -174,14 +174,16 @@ class StartMedia:
 
 
 class Outcome(StrEnum):
-    DROPPED = "dropped"  # not answered (unreadable, or nothing to answer)
-    REFUSED = "refused"
-    OFFER_ACCEPTED = "offer-accepted"  # SIP: a TLS INVITE with an SRTP offer, joining
-    SETUP_ACCEPTED = "setup-accepted"  # H.323: a Setup with H.235, joining
-    LOBBY = "lobby"
-    ADMITTED = "admitted"
-    REKEYED = "rekeyed"
-    ENDED = "ended"
+    """What became of a request or a call; the log shows the lower-case name."""
+
+    DROPPED = auto()  # not answered (unreadable, or nothing to answer)
+    REFUSED = auto()
+    OFFER_ACCEPTED = auto()  # SIP: a TLS INVITE with an SRTP offer, joining
+    SETUP_ACCEPTED = auto()  # H.323: a Setup with H.235, joining
+    LOBBY = auto()
+    ADMITTED = auto()
+    REKEYED = auto()
+    ENDED = auto()
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,12 @@ from typing import Any, assert_never
 
 import websockets
 
+from protocol import signaling
+from protocol.errors import ErrorCode
+from protocol.signaling_client import SignalingClient
 from services.common.ca import RegionCA
 from services.common.server import write_ready_file
-from services.common.tls import client_context, server_context
+from services.common.tls import server_context
 from services.meeting.interop.bridge import SrtpBridge
 from services.meeting.interop.common import (
     Action,
@@ -124,7 +127,7 @@ class CallIO:
     conference_side: asyncio.DatagramTransport | None = None
     bridge: SrtpBridge | None = None
     grants: list[dict[str, Any]] = field(default_factory=list)
-    ws: Any = None
+    signaling: SignalingClient | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     admitted: bool = False
 
@@ -251,76 +254,72 @@ class Gateway:
     def signaling_uri(self) -> tuple[str, Path]:
         directory = region_directory(self.home, self.region)
         port = json.loads((directory / "ready.json").read_text())["port"]
-        return f"wss://127.0.0.1:{port}/v1/signaling", directory / "ca" / "ca.pem"
+        return f"wss://127.0.0.1:{port}{signaling.PATH}", directory / "ca" / "ca.pem"
 
     async def _join(self, call: CallIO, action: JoinConference) -> None:
         try:
             uri, ca_file = self.signaling_uri()
-            call.ws = await websockets.connect(uri, ssl=client_context(ca_file), close_timeout=2)
-            auth = {
-                "type": "auth",
-                "interop_token": interop_token(self.home, self.region),
-                "protocol": action.protocol,
-                "caller": action.caller,
-                "name": action.display_name,
-            }
-            await call.ws.send(json.dumps(auth))
-            join: dict[str, Any] = {"type": "join", "conference_id": action.conference_id}
-            if action.password is not None:
-                join["password"] = action.password
-            await call.ws.send(json.dumps(join))
+            call.signaling = client = SignalingClient(uri, ca_file, close_timeout=2.0)
+            auth = signaling.Auth(
+                interop_token=interop_token(self.home, self.region),
+                protocol=action.protocol.value,
+                caller=action.caller,
+                name=action.display_name,
+            )
+            await client.connect(auth)
+            await client.join(action.conference_id, action.password)
             if not self._live(call):
-                await call.ws.close()
+                await client.close()
                 return
         except (OSError, ValueError, websockets.WebSocketException) as exc:
-            self.feed(
-                call.core, Refused(call.call_id, Refusal.UNAVAILABLE, str(exc) or "Unavailable")
+            refused = Refused(
+                call.call_id, Refusal.UNAVAILABLE, str(exc) or ErrorCode.UNAVAILABLE.value
             )
+            self.feed(call.core, refused)
             return
-        await self._listen(call)
+        await self._listen(call, client)
 
-    async def _listen(self, call: CallIO) -> None:
-        reason = "the meeting's signaling closed"
+    async def _listen(self, call: CallIO, client: SignalingClient) -> None:
         try:
-            async for raw in call.ws:
-                message = json.loads(raw)
-                if not isinstance(message, dict):
-                    continue
-                kind = message.get("type")
-                if kind in ("media.keys", "media.move"):
-                    if call.bridge is not None:
-                        call.bridge.endpoint.handle_message(message)
-                    else:
-                        call.grants.append(message)
-                elif kind == "lobby.waiting":
-                    self.feed(call.core, Lobby(call.call_id))
-                elif kind == "admitted":
-                    call.admitted = True
-                    self.feed(call.core, Admitted(call.call_id))
-                elif kind == "error" and not call.admitted:
-                    error = message.get("error")
-                    text = str(message.get("reason") or "") or str(error)
-                    self.feed(call.core, Refused(call.call_id, refusal_of(error), text))
-                    return
-                elif kind == "rejected":
-                    self.feed(call.core, Refused(call.call_id, Refusal.REJECTED, kind))
-                    return
-                elif kind in ("removed", "conference.ended"):
-                    self.feed(call.core, Ended(call.call_id, kind))
-                    return
+            async for message in client:
+                match message:
+                    case signaling.MediaKeys() | signaling.MediaMove():
+                        if call.bridge is not None:
+                            call.bridge.endpoint.handle_message(message.encode())
+                        else:
+                            call.grants.append(message.encode())
+                    case signaling.LobbyWaiting():
+                        self.feed(call.core, Lobby(call.call_id))
+                    case signaling.Admitted():
+                        call.admitted = True
+                        self.feed(call.core, Admitted(call.call_id))
+                    case signaling.Error() if not call.admitted:
+                        text = message.reason or message.error.value
+                        self.feed(call.core, Refused(call.call_id, refusal_of(message.error), text))
+                        return
+                    case signaling.Rejected():
+                        refused = Refused(call.call_id, Refusal.REJECTED, message.TYPE.value)
+                        self.feed(call.core, refused)
+                        return
+                    case signaling.Removed() | signaling.ConferenceEnded():
+                        self.feed(call.core, Ended(call.call_id, message.TYPE.value))
+                        return
+                    case _:
+                        pass  # the roster, chat, notices and the like change nothing for the call
         except (websockets.WebSocketException, OSError, ValueError) as exc:
-            reason = f"signaling: {exc}"
-        self.feed(call.core, Ended(call.call_id, reason))
+            self.feed(call.core, Ended(call.call_id, f"signaling: {exc}"))
+            return
+        self.feed(call.core, Ended(call.call_id, _closed(client.close_code)))
 
     async def _hang_up(self, call: CallIO) -> None:
         current = asyncio.current_task()
         for task in call.tasks:
             if task is not current:
                 task.cancel()
-        if call.ws is not None:
+        if call.signaling is not None:
             with contextlib.suppress(Exception):
-                await call.ws.send(json.dumps({"type": "leave"}))
-                await call.ws.close()
+                await call.signaling.leave()
+                await call.signaling.close()
         for transport in (call.caller_side, call.conference_side):
             if transport is not None:
                 transport.close()
@@ -331,6 +330,15 @@ class Gateway:
         self.calls.clear()
         for transport in list(self.transports.values()):
             transport.close()
+
+
+def _closed(code: int | None) -> str:
+    """Why the call ends when the meeting's signaling closed without a word about the call."""
+    if code in (1000, 1001):
+        return "the meeting's signaling closed"
+    if code is None:
+        return "signaling: closed without a close frame"
+    return f"signaling: closed with code {code}"
 
 
 def _tls(home: Path, region: str, host: str) -> tuple[ssl.SSLContext, Path]:
