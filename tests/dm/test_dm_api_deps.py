@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from protocol.dm_channel import CloseCode
 from services.common.ca import RegionCA
 from services.common.runtime import open_region
 from services.dm.api.app import build_app
@@ -126,11 +127,11 @@ def test_the_channel_answers_a_bad_message_and_closes_on_revocation(region: Regi
         assert gone.status_code == 200 and gone.json()["status"] == "revoked"
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
-        assert closed.value.code == 4003
+        assert closed.value.code == CloseCode.REVOKED == 4003
     region.tls["cert"] = cert
     with (
         pytest.raises(WebSocketDisconnect) as refused,
         region.client.websocket_connect("/v1/device/commands") as ws,
     ):
         ws.receive_json()
-    assert refused.value.code == 4003
+    assert refused.value.code == CloseCode.REVOKED

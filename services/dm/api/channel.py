@@ -2,8 +2,9 @@
 
 The device opens it with its client certificate (mutual TLS). The server sends `command` messages
 down it (see `delivery.py`); the device answers with `ack` (a command's result) and, for firmware,
-`progress` (a stage). Revocation is checked on every message: a refused certificate closes the
-channel with code 4003, any other refusal is sent back as an `error` message and the channel stays.
+`progress` (a stage). The messages and close codes are `protocol.dm_channel`'s. Revocation is
+checked on every message: a refused certificate closes the channel with `CloseCode.REVOKED`, any
+other refusal is sent back as an `error` message and the channel stays open.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session
 
+from protocol.dm_channel import PATH, ChannelError, ChannelMessageType, CloseCode, CommandKind
 from services.common.errors import DomainError, Invalid
 from services.dm.api.delivery import in_engine, push_pending
 from services.dm.api.deps import DeviceAuth, State
@@ -27,7 +29,7 @@ router = APIRouter(tags=["device channel"])
 CLOSE_REASON_CHARS = 120  # a WebSocket close frame holds at most 123 bytes of reason
 
 
-@router.websocket("/v1/device/commands")
+@router.websocket(PATH)
 async def command_channel(socket: WebSocket, device: DeviceAuth, state: State) -> None:
     def device_id(_s: Session, d: Device) -> str:
         return d.id
@@ -35,7 +37,7 @@ async def command_channel(socket: WebSocket, device: DeviceAuth, state: State) -
     try:
         own_id = await device.read(device_id)
     except DomainError as exc:
-        await socket.close(code=4003, reason=exc.reason[:CLOSE_REASON_CHARS])
+        await socket.close(code=CloseCode.REVOKED, reason=exc.reason[:CLOSE_REASON_CHARS])
         return
     await socket.accept()
     await state.hub.attach(own_id, socket)
@@ -53,9 +55,11 @@ async def command_channel(socket: WebSocket, device: DeviceAuth, state: State) -
             try:
                 await in_engine(state, job)
             except DomainError as exc:
-                await socket.send_json({"type": "error", **exc.as_dict()})
+                await socket.send_json(ChannelError(exc.code, exc.field, exc.reason).encode())
                 if exc.status in (401, 403):
-                    await socket.close(code=4003, reason=exc.reason[:CLOSE_REASON_CHARS])
+                    await socket.close(
+                        code=CloseCode.REVOKED, reason=exc.reason[:CLOSE_REASON_CHARS]
+                    )
                     return
     except (WebSocketDisconnect, RuntimeError):
         pass
@@ -70,17 +74,17 @@ def handle_device_message(
     commands."""
     device = reporting.authenticate_device(s, cert)  # revocation checked on every message
     kind = message.get("type") if isinstance(message, dict) else None
-    if kind not in ("ack", "progress"):
+    if kind not in (ChannelMessageType.ACK, ChannelMessageType.PROGRESS):
         raise Invalid("expected {type: ack|progress, command_id, ...}", field="type")
     command = commands.own_command(s, device, message.get("command_id"))
-    if kind == "progress":
-        if command.kind != "firmware":
+    if kind == ChannelMessageType.PROGRESS:
+        if command.kind != CommandKind.FIRMWARE:
             raise Invalid("progress is reported on firmware commands only", field="type")
         engine.device_progress(s, device, command, message.get("stage"), now)
     else:
         first = command.acked_at is None
         result = message.get("result")
-        if command.kind == "firmware" and first and isinstance(result, dict):
+        if command.kind == CommandKind.FIRMWARE and first and isinstance(result, dict):
             engine.device_result(s, device, command, result, now)
         commands.acknowledge(s, device, command.id, result, now)
     device.last_seen = now
