@@ -59,7 +59,7 @@ class ChatRoom:
         del self.messages[:-HISTORY]
         return lobby.broadcast(message)
 
-    def history_for(self, participant_id: str) -> list[Action]:
+    def history_for(self, participant_id: str) -> list[Send]:
         """Earlier public messages of this conference, for a participant just admitted."""
         return [Send(participant_id, m) for m in self.messages]
 

@@ -1,8 +1,10 @@
 """The lobby and roster of one live conference, as a sans-IO state machine (MT-09).
 
-Feed it events (`Join`, `Admit`, `Reject`, `Leave`, `SetLock`) through `handle()`; it returns
-actions (`Send` a message to a participant, `Close` a participant's connection, and the `Admitted`,
-`Departed` and `Emptied` hooks that the driver turns into CDR legs, media keys and session ends).
+Feed it events (`Join`, `Admit`, `Reject`, `Leave`, `SetLock`, `Configure`, `Dissolve`) through
+`handle()`; it returns actions (`Send` a message to a participant, `Close` a participant's
+connection, and the `Admitted`, `Departed`, `Dismissed` and `Emptied` hooks that the conference
+session turns into CDR legs, media keys and session ends). Nothing else writes its state: a lock or
+escalation changed by an administrator is the `Configure` event, the end of the session `Dissolve`.
 
 The admission rule has no way around it: when the conference is locked or uses call escalation,
 every joiner who is not one of its moderators waits in the lobby until a moderator admits them.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from services.common.errors import Conflict, Forbidden, NotFound
 
@@ -79,7 +82,21 @@ class SetLock:
     locked: bool
 
 
-Event = Join | Admit | Reject | Leave | SetLock
+@dataclass(frozen=True)
+class Configure:
+    """The conference's lock or call escalation changed outside the call (by an administrator
+    through the API, who was authorised there); `None` keeps a setting as it is."""
+
+    locked: bool | None = None
+    escalation: bool | None = None
+
+
+@dataclass(frozen=True)
+class Dissolve:
+    """The conference session ends: everyone, admitted or waiting, is dismissed."""
+
+
+Event = Join | Admit | Reject | Leave | SetLock | Configure | Dissolve
 
 # -- actions -----------------------------------------------------------------------------------
 
@@ -118,7 +135,14 @@ class Emptied:
     """The last admitted participant has gone: the conference session ends."""
 
 
-Action = Send | Close | Admitted | Departed | Emptied
+@dataclass(frozen=True)
+class Dismissed:
+    """The session ended while this participant was in it (admitted or waiting)."""
+
+    participant_id: str
+
+
+Action = Send | Close | Admitted | Departed | Emptied | Dismissed
 
 CLOSE_REJECTED = 4403
 CLOSE_REMOVED = 4000
@@ -137,20 +161,25 @@ class Lobby:
         return self.locked or self.escalation
 
     def handle(self, event: Event) -> list[Action]:
-        if isinstance(event, Join):
-            return self._join(event)
-        if isinstance(event, Admit):
-            return self._admit(event)
-        if isinstance(event, Reject):
-            return self._reject(event)
-        if isinstance(event, Leave):
-            return self._leave(event.participant_id)
-        return self._set_lock(event)
+        match event:
+            case Join():
+                return self._join(event)
+            case Admit():
+                return self._admit(event)
+            case Reject():
+                return self._reject(event)
+            case Leave():
+                return self._leave(event.participant_id)
+            case SetLock():
+                return self._set_lock(event)
+            case Configure():
+                return self._configure(event)
+            case Dissolve():
+                return self._dissolve()
+            case _:
+                assert_never(event)
 
     # -- queries ----------------------------------------------------------------------------
-
-    def admitted_ids(self) -> list[str]:
-        return list(self.participants)
 
     def moderator(self, participant_id: str) -> Participant:
         """The participant, if it is an admitted moderator; otherwise a refusal."""
@@ -279,3 +308,16 @@ class Lobby:
         self.moderator(event.moderator_id)
         self.locked = event.locked
         return self.roster_updates()
+
+    def _configure(self, event: Configure) -> list[Action]:
+        if event.locked is not None:
+            self.locked = event.locked
+        if event.escalation is not None:
+            self.escalation = event.escalation
+        return self.roster_updates()
+
+    def _dissolve(self) -> list[Action]:
+        everyone = [*self.participants, *self.waiting]
+        self.participants.clear()
+        self.waiting.clear()
+        return [Dismissed(pid) for pid in everyone]
