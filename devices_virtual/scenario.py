@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices_virtual.models import CATALOGUE
-from services.common.settings import DM_REGIONS, MEETING_REGIONS
+from protocol.regions import DM_REGIONS, MEETING_REGIONS
 
 M = TypeVar("M", bound=BaseModel)
 
