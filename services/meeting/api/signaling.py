@@ -25,6 +25,9 @@ from typing import Any, assert_never
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from protocol import signaling as wire
+from protocol.errors import ErrorCode
+from protocol.signaling import MessageType, RecordAction
 from services.common.asgi_tls import peer_cert_pem
 from services.common.clock import Clock
 from services.common.errors import DomainError, Forbidden, Invalid, Unauthenticated
@@ -72,7 +75,8 @@ from services.meeting.store.conference_store import ConferenceStore
 
 log = logging.getLogger("roomtrust.meeting.signaling")
 
-CLOSE_UNAUTHENTICATED = 4401
+CLOSE_UNAUTHENTICATED = wire.SignalingClose.UNAUTHENTICATED
+IN_CONFERENCE_WITH_POLICY = (MessageType.CHAT, MessageType.RECORD, MessageType.STREAM)
 
 
 @dataclass(eq=False)
@@ -85,12 +89,14 @@ class Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: wire.Message | dict[str, Any]) -> None:
+        """Send a typed message (or one already encoded, as the media hook's are)."""
         if self.closed:
             return
+        body = message.encode() if isinstance(message, wire.Message) else message
         async with self.lock:
             try:
-                await self.socket.send_json(message)
+                await self.socket.send_json(body)
             except Exception:
                 self.closed = True
 
@@ -151,9 +157,7 @@ class Signaling:
         victims = [c for c in self.connections.values() if c.identity.account_id == account_id]
         for conn in victims:
             await self._leave(conn)
-            await conn.send(
-                {"type": "error", "error": "Unauthenticated", "field": None, "reason": reason}
-            )
+            await conn.send(wire.Error(ErrorCode.UNAUTHENTICATED, None, reason))
             await conn.close(CLOSE_UNAUTHENTICATED, reason)
         return len(victims)
 
@@ -194,12 +198,12 @@ class Signaling:
             first: dict[str, Any] | None = None
             if token is None and cert is None:
                 message = await socket.receive_json()
-                if not isinstance(message, dict) or message.get("type") != "auth":
+                if not isinstance(message, dict) or message.get("type") != MessageType.AUTH:
                     raise Unauthenticated("authenticate first: {type: auth, token}")
                 first = message
             identity, sign_in = await self.auth.sign_in(token, cert, first)
         except DomainError as exc:
-            await socket.send_json({"type": "error", **exc.as_dict()})
+            await socket.send_json(_error(exc).encode())
             await socket.close(code=CLOSE_UNAUTHENTICATED, reason=exc.reason[:120])
             return
         except (WebSocketDisconnect, RuntimeError, ValueError):
@@ -207,13 +211,7 @@ class Signaling:
         conn = Connection(socket, identity, sign_in)
         self.connections[conn.participant_id] = conn
         log.info("signaling connection %s for account %s", conn.participant_id, identity.account_id)
-        await conn.send(
-            {
-                "type": "hello",
-                "account_id": identity.account_id,
-                "display_name": identity.display_name,
-            }
-        )
+        await conn.send(wire.Hello(identity.account_id, identity.display_name))
         try:
             await self._listen(conn)
         except (WebSocketDisconnect, RuntimeError):
@@ -228,33 +226,31 @@ class Signaling:
             try:
                 message = await conn.socket.receive_json()
             except ValueError:
-                await conn.send(
-                    {"type": "error", "error": "Invalid", "field": None, "reason": "not JSON"}
-                )
+                await conn.send(wire.Error(ErrorCode.INVALID, None, "not JSON"))
                 continue
             try:
                 conn.identity = await self.auth.again(conn.sign_in, conn.identity)
             except DomainError as exc:
                 await self._leave(conn)
-                await conn.send({"type": "error", **exc.as_dict()})
+                await conn.send(_error(exc))
                 await conn.close(CLOSE_UNAUTHENTICATED, exc.reason)
                 return
             try:
                 await self._dispatch(conn, message)
             except DomainError as exc:
-                await conn.send({"type": "error", **exc.as_dict()})
+                await conn.send(_error(exc))
 
     async def _dispatch(self, conn: Connection, message: Any) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise Invalid("a message is a JSON object with a type", field="type")
         kind = message["type"]
-        if kind == "ping":
-            await conn.send({"type": "pong"})
+        if kind == MessageType.PING:
+            await conn.send(wire.Pong())
             return
-        if kind == "join":
+        if kind == MessageType.JOIN:
             await self._join(conn, message)
             return
-        if kind == "leave":
+        if kind == MessageType.LEAVE:
             await self._leave(conn)
             return
         live = self.live.get(conn.conference_id or "")
@@ -270,41 +266,42 @@ class Signaling:
     ) -> Event:
         """The session event an in-conference message asks for (its fields checked)."""
         pid = conn.participant_id
-        if kind == "admit":
+        if kind == MessageType.ADMIT:
             return Admit(pid, _string(message, "participant_id"))
-        if kind == "reject":
+        if kind == MessageType.REJECT:
             return Reject(pid, _string(message, "participant_id"))
-        if kind == "lock":
+        if kind == MessageType.LOCK:
             locked = message.get("locked")
             if not isinstance(locked, bool):
                 raise Invalid("locked must be true or false", field="locked")
             return Lock(pid, locked)
-        if kind == "mute":
+        if kind == MessageType.MUTE:
             return Mute(pid, _string(message, "target"))
-        if kind == "remove":
+        if kind == MessageType.REMOVE:
             return Remove(pid, _string(message, "target"))
-        if kind == "media":
+        if kind == MessageType.MEDIA:
             audio, video = message.get("audio"), message.get("video")
             for name, value in (("audio", audio), ("video", video)):
                 if value is not None and not isinstance(value, bool):
                     raise Invalid("must be true or false", field=name)
             return SetMedia(pid, audio, video)
-        if kind == "end":
+        if kind == MessageType.END:
             return End(pid)
-        if kind not in ("chat", "record", "stream"):
+        if kind not in IN_CONFERENCE_WITH_POLICY:
             raise Invalid(f"unknown message type {kind!r}", field="type")
         now = self.clock.now()
-        action = None if kind == "chat" else recording.validate_action(message.get("action"))
+        chat = kind == MessageType.CHAT
+        action = None if chat else recording.validate_action(message.get("action"))
         policy = await self.store.policy(live.session.enterprise_id)
         permissions = conn.identity.permissions
-        if kind == "chat":
+        if chat:
             return Chat(pid, message.get("text"), message.get("to"), policy.chat_enabled, now)
-        if kind == "record":
-            if action == "start":
+        if kind == MessageType.RECORD:
+            if action == RecordAction.START:
                 return RecordStart(pid, new_id(), permissions, policy.recording_enabled, now)
             return RecordStop(pid, now)
         streaming = policy.live_streaming_enabled
-        if action == "start":
+        if action == RecordAction.START:
             return StreamStart(pid, permissions, streaming, now)
         return StreamStop(pid, permissions, streaming, now)
 
@@ -410,7 +407,11 @@ class Signaling:
             return
         keys = await self.media_keys.issue(live.conference_id, participant_id)
         if keys is not None and live.session.is_admitted(participant_id):
-            await conn.send({**keys, "type": "media.keys", "participant_id": participant_id})
+            await conn.send(wire.MediaKeys(participant_id, keys))
+
+
+def _error(exc: DomainError) -> wire.Error:
+    return wire.Error(exc.code, exc.field, exc.reason)
 
 
 def _string(message: dict[str, Any], name: str) -> str:

@@ -11,7 +11,8 @@ every joiner who is not one of its moderators waits in the lobby until a moderat
 Arriving before any moderator, joining again or joining many times at once admits nobody. Waiting
 and rejected joiners are never sent the roster.
 
-The messages it sends are the signaling protocol's (`protocol.signaling`), encoded for the wire.
+The messages it sends are the signaling protocol's typed messages (`protocol.signaling`); the
+driver encodes them for the wire.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import assert_never
 from protocol import signaling as wire
 from services.common.errors import Conflict, Forbidden, NotFound
 
-Message = dict[str, object]
+Message = wire.Message
 
 
 @dataclass
@@ -47,9 +48,6 @@ class Participant:
             self.video,
             self.encrypted,
         )
-
-    def public(self) -> Message:
-        return self.view().encode()
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -196,11 +194,11 @@ class Lobby:
             raise Forbidden("only a moderator of the conference may do this", field=None)
         return actor
 
-    def roster_message(self, for_id: str) -> Message:
+    def roster_message(self, for_id: str) -> wire.Roster:
         viewer = self.participants[for_id]
         lobby = tuple(p.view() for p in self.waiting.values()) if viewer.moderator else ()
         participants = tuple(p.view() for p in self.participants.values())
-        return wire.Roster(self.conference_id, participants, lobby, self.locked).encode()
+        return wire.Roster(self.conference_id, participants, lobby, self.locked)
 
     def roster_updates(self, only_moderators: bool = False) -> list[Action]:
         return [
@@ -228,9 +226,9 @@ class Lobby:
         )
         if self.needs_admission and not person.moderator:
             self.waiting[person.participant_id] = person
-            knock: Message = wire.LobbyKnock(person.view()).encode()
+            knock: Message = wire.LobbyKnock(person.view())
             waiting = wire.LobbyWaiting(self.conference_id, person.participant_id)
-            actions: list[Action] = [Send(person.participant_id, waiting.encode())]
+            actions: list[Action] = [Send(person.participant_id, waiting)]
             actions += [Send(pid, knock) for pid, p in self.participants.items() if p.moderator]
             return actions + self.roster_updates(only_moderators=True)
         return self._enter(person)
@@ -240,7 +238,7 @@ class Lobby:
         return [
             Send(
                 person.participant_id,
-                wire.Admitted(self.conference_id, person.participant_id, person.moderator).encode(),
+                wire.Admitted(self.conference_id, person.participant_id, person.moderator),
             ),
             *self.roster_updates(),
             Admitted(person.participant_id, person.account_id),
@@ -261,9 +259,7 @@ class Lobby:
         return [
             Send(
                 person.participant_id,
-                wire.Rejected(
-                    self.conference_id, "a moderator declined your request to join"
-                ).encode(),
+                wire.Rejected(self.conference_id, "a moderator declined your request to join"),
             ),
             Close(person.participant_id, CLOSE_REJECTED, "rejected by a moderator"),
             *self.roster_updates(only_moderators=True),
@@ -285,7 +281,7 @@ class Lobby:
         if participant_id not in self.participants:
             raise NotFound("no such participant in the conference", field="target")
         return [
-            Send(participant_id, wire.Removed(by).encode()),
+            Send(participant_id, wire.Removed(by)),
             Close(participant_id, CLOSE_REMOVED, "removed by a moderator"),
             *self._leave(participant_id),
         ]

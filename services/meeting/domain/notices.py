@@ -12,32 +12,28 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from protocol import signaling as wire
+from protocol.signaling import NoticeKind
 from services.common.errors import Forbidden, Invalid
 from services.meeting.domain import permissions as perms
-from services.meeting.domain.lobby import Message, Participant
-
-RECORDING_STARTED = "recording.started"
-RECORDING_STOPPED = "recording.stopped"
-STREAMING_STARTED = "streaming.started"
-STREAMING_STOPPED = "streaming.stopped"
+from services.meeting.domain.lobby import Participant
 
 
 @dataclass(frozen=True)
 class Recording:
     recording_id: str
     recorder_id: str  # the account that started it
-    notice: Message  # what a participant admitted later is told
+    notice: wire.Notice  # what a participant admitted later is told
 
 
-def notice(kind: str, by: Participant, text: str, at: dt.datetime) -> Message:
-    return {
-        "type": "notice",
-        "kind": kind,
-        "by": by.display_name,
-        "by_account_id": by.account_id,
-        "text": text,
-        "at": at.isoformat(),
-    }
+def notice(
+    kind: NoticeKind,
+    by: Participant,
+    text: str,
+    at: dt.datetime,
+    recording_id: str | None = None,
+) -> wire.Notice:
+    return wire.Notice(kind, by.display_name, by.account_id, text, at.isoformat(), recording_id)
 
 
 def start_recording(
@@ -54,18 +50,18 @@ def start_recording(
         raise Forbidden("the administrator has not enabled recording", field="action")
     perms.require(permissions, perms.RECORD)
     text = f"This call is being recorded by {by.display_name}"
-    started = notice(RECORDING_STARTED, by, text, at) | {"recording_id": recording_id}
+    started = notice(NoticeKind.RECORDING_STARTED, by, text, at, recording_id)
     return Recording(recording_id, by.account_id, started)
 
 
-def stop_recording(current: Recording | None, by: Participant, at: dt.datetime) -> Message:
+def stop_recording(current: Recording | None, by: Participant, at: dt.datetime) -> wire.Notice:
     """The notice that the recording stopped (the caller forgets `current`)."""
     if current is None:
         raise Invalid("the conference is not being recorded", field="action")
     if by.account_id != current.recorder_id and not by.moderator:
         raise Forbidden("only the recorder or a moderator stops the recording", field="action")
     text = f"{by.display_name} stopped the recording"
-    return notice(RECORDING_STOPPED, by, text, at) | {"recording_id": current.recording_id}
+    return notice(NoticeKind.RECORDING_STOPPED, by, text, at, current.recording_id)
 
 
 def may_stream(
@@ -78,10 +74,10 @@ def may_stream(
     perms.require(permissions, perms.LIVE_STREAM)
 
 
-def streaming_started(by: Participant, at: dt.datetime) -> Message:
+def streaming_started(by: Participant, at: dt.datetime) -> wire.Notice:
     text = f"This call is being live streamed by {by.display_name}"
-    return notice(STREAMING_STARTED, by, text, at)
+    return notice(NoticeKind.STREAMING_STARTED, by, text, at)
 
 
-def streaming_stopped(by: Participant, at: dt.datetime) -> Message:
-    return notice(STREAMING_STOPPED, by, "Live streaming stopped", at)
+def streaming_stopped(by: Participant, at: dt.datetime) -> wire.Notice:
+    return notice(NoticeKind.STREAMING_STOPPED, by, "Live streaming stopped", at)

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from protocol import signaling as wire
 from services.common.errors import Forbidden
 from services.meeting.domain import lobby as lb
 from services.meeting.domain import moderation, notices
 from services.meeting.domain.chat import ChatRoom
 from services.meeting.domain.legs import LegKind, terms
-from services.meeting.domain.lobby import Close, Lobby, Message, Participant, Send
+from services.meeting.domain.lobby import Close, Lobby, Participant, Send
 from services.meeting.domain.session_io import (
     Action,
     AddRecordingParticipant,
@@ -55,7 +56,7 @@ from services.meeting.domain.session_io import (
     WithdrawKeys,
 )
 
-CLOSE_ENDED = 1000
+CLOSE_ENDED = wire.SignalingClose.ENDED
 SNAPSHOT_VERSION = 1
 
 
@@ -71,7 +72,7 @@ class ConferenceSession:
     legs: dict[str, int] = field(default_factory=dict)  # participant -> open CDR leg
     call_open: bool = False
     recording: notices.Recording | None = None
-    streaming_notice: Message | None = None
+    streaming_notice: wire.Notice | None = None
     ended: bool = False
 
     @classmethod
@@ -349,11 +350,11 @@ class ConferenceSession:
             else {
                 "recording_id": recording.recording_id,
                 "recorder_id": recording.recorder_id,
-                "notice": dict(recording.notice),
+                "notice": recording.notice.encode(),
             },
             "streaming_notice": None
             if self.streaming_notice is None
-            else dict(self.streaming_notice),
+            else self.streaming_notice.encode(),
             "ended": self.ended,
         }
 
@@ -372,7 +373,7 @@ class ConferenceSession:
             participants={p["participant_id"]: person(p) for p in data["participants"]},
             waiting={p["participant_id"]: person(p) for p in data["waiting"]},
         )
-        recording = data["recording"]
+        recording, streaming = data["recording"], data["streaming_notice"]
         return cls(
             data["conference_id"],
             data["enterprise_id"],
@@ -382,14 +383,25 @@ class ConferenceSession:
             kinds={pid: LegKind(kind) for pid, kind in data["kinds"].items()},
             legs={pid: int(leg) for pid, leg in data["legs"].items()},
             call_open=data["call_open"],
-            recording=None if recording is None else notices.Recording(**recording),
-            streaming_notice=data["streaming_notice"],
+            recording=None
+            if recording is None
+            else notices.Recording(
+                recording["recording_id"], recording["recorder_id"], _notice(recording["notice"])
+            ),
+            streaming_notice=None if streaming is None else _notice(streaming),
             ended=data["ended"],
         )
 
 
-def ended_message(conference_id: str) -> Message:
-    return {"type": "conference.ended", "conference_id": conference_id}
+def ended_message(conference_id: str) -> wire.ConferenceEnded:
+    return wire.ConferenceEnded(conference_id)
+
+
+def _notice(data: object) -> wire.Notice:
+    notice = wire.decode(data, wire.Sender.SERVER)
+    if not isinstance(notice, wire.Notice):
+        raise ValueError(f"not a notice: {data!r}")
+    return notice
 
 
 __all__ = ["CLOSE_ENDED", "ConferenceSession", "ended_message"]
