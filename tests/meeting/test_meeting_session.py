@@ -244,7 +244,7 @@ def test_own_media_needs_the_permission() -> None:
 def test_chat_reaches_only_admitted_participants() -> None:
     s = in_call("ann", locked=True)
     feed(s, join("lurker"))  # waits in the lobby
-    posted = feed(s, Chat("ann", "hello", None, True, AT))
+    posted = feed(s, Chat("ann", "good morning", None, True, AT))
     receivers = set(sent(posted, MessageType.CHAT))
     assert receivers == {"owner", "ann"}
     private = feed(s, Chat("ann", "psst", "owner", True, AT))
@@ -253,7 +253,7 @@ def test_chat_reaches_only_admitted_participants() -> None:
 
     late = feed(s, Admit("owner", "lurker"))
     history = [m.text for m in sent(late, MessageType.CHAT)["lurker"]]
-    assert history == ["hello"]  # the public history, never the private message
+    assert history == ["good morning"]  # the public history, never the private message
 
 
 def test_chat_is_refused_where_disabled_or_not_permitted() -> None:

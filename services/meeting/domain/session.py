@@ -350,7 +350,7 @@ class ConferenceSession:
             else {
                 "recording_id": recording.recording_id,
                 "recorder_id": recording.recorder_id,
-                "notice": recording.notice.encode(),
+                "started_notice": recording.notice.encode(),
             },
             "streaming_notice": None
             if self.streaming_notice is None
@@ -386,7 +386,9 @@ class ConferenceSession:
             recording=None
             if recording is None
             else notices.Recording(
-                recording["recording_id"], recording["recorder_id"], _notice(recording["notice"])
+                recording["recording_id"],
+                recording["recorder_id"],
+                _notice(recording["started_notice"]),
             ),
             streaming_notice=None if streaming is None else _notice(streaming),
             ended=data["ended"],
