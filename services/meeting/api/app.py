@@ -67,8 +67,6 @@ def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) ->
         description="Accounts and roles, conferences, lobby, moderation, chat, recording, CDR.",
     )
     app.state.meeting = region
-    app.state.signaling = signaling_core
-    app.state.storage = storage
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
