@@ -441,8 +441,8 @@ class ConferenceEnded(Message):
 @dc.dataclass(frozen=True)
 class MediaKeys(Message):
     """A participant's media grant from the relay (its keys and address, parsed by
-    `media_core.endpoint.MediaGrant`), sent flat next to `type` and `participant_id`. With `rekey`
-    the keys replace the current ones after someone left."""
+    `media_core.endpoint.MediaGrant`), sent flat next to `type` and `participant_id`; `grant` holds
+    the grant's other fields. With `rekey` the keys replace the current ones after someone left."""
 
     TYPE = MessageType.MEDIA_KEYS
     SENDER = Sender.SERVER
