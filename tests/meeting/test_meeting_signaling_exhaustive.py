@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,11 @@ HANDLER = re.compile(
 def test_dropping_an_action_handler_fails_mypy(tmp_path: Path) -> None:
     source = SIGNALING.read_text()
     assert HANDLER.search(source), "the CloseLeg handler moved; update this test"
-    (tmp_path / "intact_signaling.py").write_text(source)
-    (tmp_path / "broken_signaling.py").write_text(HANDLER.sub("", source, count=1))
+    # names of their own, so mypy's cache never answers for an earlier run's copies
+    run = secrets.token_hex(4)
+    intact, broken = tmp_path / f"intact_{run}.py", tmp_path / f"broken_{run}.py"
+    intact.write_text(source)
+    broken.write_text(HANDLER.sub("", source, count=1))
     result = subprocess.run(
         [
             sys.executable,
@@ -29,8 +33,8 @@ def test_dropping_an_action_handler_fails_mypy(tmp_path: Path) -> None:
             "--strict",
             "--follow-imports=silent",
             "--no-error-summary",
-            str(tmp_path / "intact_signaling.py"),
-            str(tmp_path / "broken_signaling.py"),
+            str(intact),
+            str(broken),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -39,5 +43,5 @@ def test_dropping_an_action_handler_fails_mypy(tmp_path: Path) -> None:
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert errors, result.stdout + result.stderr
-    assert all(line.startswith(str(tmp_path / "broken_signaling.py")) for line in errors), errors
+    assert all(line.startswith(str(broken)) for line in errors), errors
     assert any('"CloseLeg"' in line and "assert_never" in line for line in errors), errors
