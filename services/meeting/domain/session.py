@@ -181,8 +181,9 @@ class ConferenceSession:
                 assert_never(event)
 
     def _after_end(self, event: Event) -> list[Action]:
+        """An ended session does nothing more; a participant who asks is refused."""
         match event:
-            case Leave() | Terminate():
+            case Leave() | Terminate() | Reconfigure():
                 return []
             case LegOpened():
                 return [CloseLeg(event.leg_id)]
