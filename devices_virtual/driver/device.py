@@ -20,6 +20,7 @@ import ssl
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import assert_never
 from urllib.parse import SplitResult, urlsplit
 
 import h11
@@ -165,6 +166,8 @@ class VirtualDevice:
                 # a virtual device's flash: writing the verified image to its slot cannot fail
                 event = ImageInstalled(io.now(), action.version, True)
                 io.loop.call_soon(self.feed, event)
+            case _:
+                assert_never(action)
 
     def _fire(self, name: str) -> None:
         self.timers.pop(name, None)
