@@ -5,8 +5,9 @@ An HTTP request to the DM service costs half a round trip, a turn in the region'
 check or NTP query costs one round trip to the internet; a timer is a SimPy timeout. A message on
 the command channel costs half a round trip and a turn in the pool; a download costs a request
 plus its transfer time; writing an image to flash costs its size over the flash's write rate; a
-reboot powers the agent on again (its boot time is the agent's own boot timer). Answers go back
-into the agent as events. Every action is carried out: the dispatch is an exhaustive `match`.
+reboot powers the agent on again (its boot time is the agent's own boot timer). Like the DM
+region, the episode sends every unacknowledged command again when the channel reopens. Answers go
+back into the agent as events. Every action is carried out: the dispatch is an exhaustive `match`.
 
 The driver lives only for an episode (boot and enrollment, a configuration push, an update):
 afterwards the device's steady state belongs to a cohort (`sim.cohort`), not to a process of its
@@ -115,6 +116,8 @@ class Episode:
         self.channel_open = False
         self.sent: list[dict[str, Any]] = []  # channel messages that reached the DM region
         self.reboots = 0
+        # The region's commands not yet acknowledged: sent again whenever the channel opens.
+        self.unacked: dict[Any, dict[str, Any]] = {}
 
     def run(self) -> Generator[simpy.Event, Any, float]:
         started = self.env.now
@@ -130,10 +133,17 @@ class Episode:
                 return self.env.now - started
 
     def command(self, message: dict[str, Any]) -> bool:
-        """The DM region sends `message` down the open command channel; it arrives half a round
-        trip later. False if the channel is not open (the region would queue it)."""
+        """The DM region queues a command (`{"type": "command", "command_id", ...}`) and sends it
+        down the command channel if it is open; it arrives half a round trip later. Like the
+        region, the episode sends every unacknowledged command again when the channel reopens.
+        Returns whether it went out now."""
+        self.unacked[message.get("command_id")] = message
         if not self.channel_open:
             return False
+        self._down(message)
+        return True
+
+    def _down(self, message: dict[str, Any]) -> None:
         token = self._channel
         env = self.env
 
@@ -142,7 +152,6 @@ class Episode:
                 self._deliver(ChannelMessage(env.now, message))
 
         self._after(self.network.dm_rtt_s / 2, arrive)
-        return True
 
     # -- actions -> delays ---------------------------------------------------------------------
 
@@ -220,10 +229,19 @@ class Episode:
         if self._channel is token:
             self.channel_open = True
             self._deliver(ChannelOpened(self.env.now))
+            for message in list(self.unacked.values()):
+                self._down(message)
 
     def _installed(self, version: str) -> None:
         """A virtual device's flash: writing the verified image to its slot cannot fail."""
         self._deliver(ImageInstalled(self.env.now, version, True))
+
+    def _received(self, message: dict[str, Any]) -> None:
+        """A message from the device reached the region: an acknowledgement completes its
+        command."""
+        self.sent.append(message)
+        if message.get("type") == "ack":
+            self.unacked.pop(message.get("command_id"), None)
 
     def _in_pool(self, purpose: str, then: Callable[[], None]) -> None:
         """Half a round trip to the region, a turn in its pool, half a round trip back."""
@@ -238,6 +256,8 @@ class Episode:
     def _dm_request(self, request: HttpRequest) -> None:
         def answered() -> None:
             status, body = self.respond(self.agent, request)
+            if request.purpose == "diagnostics" and status == 201 and request.json is not None:
+                self.unacked.pop(request.json.get("command_id"), None)  # the upload completes it
             self._deliver(HttpResponse(self.env.now, request.request_id, status, body))
 
         self._in_pool(request.purpose, answered)
@@ -263,6 +283,6 @@ class Episode:
 
         def arrived() -> None:
             if self._channel is token:
-                self.pool.submit(work).callbacks.append(lambda _e: self.sent.append(message))
+                self.pool.submit(work).callbacks.append(lambda _e: self._received(message))
 
         self._after(half, arrived)
