@@ -389,7 +389,7 @@ class DeviceAgent:
         if changed("ntp.server") and self._network_ready and not self._booting:
             actions += [CancelTimer(T_NTP), self._ntp_query_periodic()]
         if self._online and changed("dm.heartbeat_s"):
-            actions.append(StartTimer(T_HEARTBEAT, now + self._heartbeat_interval))
+            actions.append(StartTimer(T_HEARTBEAT, now + self.heartbeat_interval))
         if self._online and changed("dm.telemetry_s"):
             actions.append(StartTimer(T_TELEMETRY, now + self.telemetry_interval))
         return actions
@@ -813,7 +813,7 @@ class DeviceAgent:
         if status in (401, 403):
             return self._revoked(now)
         if purpose == "heartbeat":
-            return [StartTimer(T_HEARTBEAT, now + self._heartbeat_interval)]
+            return [StartTimer(T_HEARTBEAT, now + self.heartbeat_interval)]
         return []
 
     def _revoked(self, now: float) -> list[Action]:
@@ -877,7 +877,7 @@ class DeviceAgent:
     # -- timers and answers -----------------------------------------------------------------------
 
     @property
-    def _heartbeat_interval(self) -> float:
+    def heartbeat_interval(self) -> float:
         """An administrator's `dm.heartbeat_s` first, else what the service last said."""
         pushed = self.settings.get("dm.heartbeat_s")
         if isinstance(pushed, int):
