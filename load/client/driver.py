@@ -332,11 +332,11 @@ class DeviceDriver(_Driven):
 
     def feed(self, event: Event) -> None:
         for action in self.agent.handle(event):
-            self._perform(action)
+            self._do(action)
         if self.on_change is not None:
             self.on_change()
 
-    def _perform(self, action: Action) -> None:
+    def _do(self, action: Action) -> None:
         match action:
             case HttpRequest():
                 self._http(action)
@@ -519,11 +519,11 @@ class MeetingDriver(_Driven):
 
     def feed(self, event: ClientEvent) -> None:
         for action in self.client.handle(event):
-            self._perform(action)
+            self._do(action)
         if self.on_change is not None:
             self.on_change()
 
-    def _perform(self, action: ClientAction) -> None:
+    def _do(self, action: ClientAction) -> None:
         match action:
             case HttpRequest():
                 self._http(action)

@@ -31,8 +31,8 @@ DISPATCHES = (
     Dispatch("devices_virtual/driver/meeting.py", "VirtualMeetingClient._do", "SendSocket"),
     Dispatch("sim/driver.py", "Episode._do", "DownloadFile"),
     Dispatch("sim/driver.py", "Episode._do", "InstallImage"),
-    Dispatch("load/client/driver.py", "DeviceDriver._perform", "DownloadFile"),
-    Dispatch("load/client/driver.py", "MeetingDriver._perform", "Show"),
+    Dispatch("load/client/driver.py", "DeviceDriver._do", "DownloadFile"),
+    Dispatch("load/client/driver.py", "MeetingDriver._do", "Show"),
 )
 
 
