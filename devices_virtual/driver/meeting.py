@@ -12,7 +12,7 @@ import json
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import urlsplit
 
 import httpx
@@ -119,6 +119,8 @@ class VirtualMeetingClient:
             case Show():
                 self.shown.append(action)
                 io.log({"kind": f"show.{action.kind}", "client": self.name, "text": action.text})
+            case _:
+                assert_never(action)
 
     def _fire(self, name: str) -> None:
         self.timers.pop(name, None)

@@ -434,6 +434,25 @@ CONTROLS: list[Controls] = [
         },
     ),
     Controls(
+        dm_operations.profile_acknowledged,
+        {
+            "acks": {d: {"applied": True, "version": "p@1"} for d in "ab"},
+            "version": "p@1",
+        },
+        {
+            "stand-in-ack": (
+                {"acks": {d: {"applied": True} for d in "ab"}},
+                "acknowledged versions ['None']",
+            ),
+            "silent": ({"acks": {"a": {"applied": True, "version": "p@1"}, "b": None}}, "['b']"),
+            "refused": (
+                {"acks": {"a": {"applied": False, "version": "p@1", "key": "k"}}},
+                "did not apply the profile: ['a']",
+            ),
+            "empty": ({"acks": {}}, "selected no acknowledgements"),
+        },
+    ),
+    Controls(
         dm_operations.nothing_delivered,
         {"received": {"c": []}},
         {
