@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices_virtual.models import CATALOGUE
-from services.common.settings import DM_REGIONS, MEETING_REGIONS
+from protocol.fields import NETWORK_TYPES
+from protocol.regions import DM_REGIONS, MEETING_REGIONS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,7 +53,7 @@ class Fleet(Strict):
     )
     undeployed: int = Field(default=0, ge=0, description="extra devices no administrator deploys")
     dm_disabled: int = Field(default=0, ge=0, description="devices whose DM switch is off at boot")
-    network_type: Literal["ethernet", "wifi", "cellular"] = "ethernet"
+    network_type: str = "ethernet"  # one of NETWORK_TYPES (DM-09)
     users: int = Field(default=0, ge=0, description="meeting users of this fleet's enterprise")
 
     @field_validator("dm_region")
@@ -60,6 +61,13 @@ class Fleet(Strict):
     def _dm_region(cls, value: str) -> str:
         if value not in DM_REGIONS:
             raise ValueError(f"must be one of {', '.join(DM_REGIONS)}")
+        return value
+
+    @field_validator("network_type")
+    @classmethod
+    def _network_type(cls, value: str) -> str:
+        if value not in NETWORK_TYPES:
+            raise ValueError(f"must be one of {', '.join(NETWORK_TYPES)}")
         return value
 
     @field_validator("meeting_region")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from services.common.settings import MEETING_REGIONS
+from protocol.regions import MEETING_REGIONS
 from services.meeting.domain.placement import LatencyMatrix, validate_matrix
 
 DEFAULT_FILE = (

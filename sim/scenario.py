@@ -28,7 +28,7 @@ from devices_virtual.scenario import (
     read_scenario_data,
     validate_scenario,
 )
-from services.common.settings import DM_REGIONS, MEETING_REGIONS
+from protocol.regions import DM_REGIONS, MEETING_REGIONS
 from sim.service import Calibration, ServiceTime, load_calibration
 
 ROOT = Path(__file__).resolve().parents[1]

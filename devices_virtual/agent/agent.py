@@ -78,8 +78,10 @@ from devices_virtual.agent.events import (
 from devices_virtual.agent.firmware import SLOT_NAMES, FirmwareState, Update, image_self_test
 from devices_virtual.agent.telemetry import telemetry_report
 from devices_virtual.models import DeviceModel
-from services.common.errors import Invalid
-from services.common.firmware import (
+from protocol import dm_channel
+from protocol.dm_channel import CloseCode, CommandKind, ProgressStage
+from protocol.errors import Invalid
+from protocol.firmware import (
     DOWNLOAD_KEY_BYTES,
     FirmwareRejected,
     decrypt_download,
@@ -97,7 +99,7 @@ T_TELEMETRY = "telemetry"
 T_CHANNEL = "channel"
 DM_TIMERS = (T_ENROLL, T_HEARTBEAT, T_TELEMETRY, T_CHANNEL)
 
-REVOKED_CHANNEL_CODE = 4003
+REVOKED_CHANNEL_CODE = CloseCode.REVOKED
 
 
 class Phase(StrEnum):
@@ -269,11 +271,11 @@ class DeviceAgent:
 
     def on_command(self, now: float, command: dict[str, Any]) -> list[Action]:
         kind = command.get("kind")
-        if kind == "config":
+        if kind == CommandKind.CONFIG:
             return self.on_config_command(now, command)
-        if kind == "firmware":
+        if kind == CommandKind.FIRMWARE:
             return self.on_firmware_command(now, command)
-        if kind == "diagnostics":
+        if kind == CommandKind.DIAGNOSTICS:
             return self.on_diagnostics_command(now, command)
         return []
 
@@ -356,8 +358,8 @@ class DeviceAgent:
             return self._update_failed(fw_codes.DOWNLOAD_FAILED, detail)
         actions: list[Action] = []
         if self.dm_enabled and self.channel_open:
-            progress = {"type": "progress", "command_id": update.command_id, "stage": "downloaded"}
-            actions.append(SendChannel(progress))
+            progress = dm_channel.Progress(update.command_id, ProgressStage.DOWNLOADED)
+            actions.append(SendChannel(progress.encode()))
         pem = self.config.release_key_pem
         try:
             if not pem:
@@ -371,7 +373,7 @@ class DeviceAgent:
                 installed_version=self.firmware_version,
             )
         except FirmwareRejected as refused:
-            return actions + self._update_failed(refused.code, refused.reason)
+            return actions + self._update_failed(refused.rejection.value, refused.reason)
         except Invalid as missing:
             return actions + self._update_failed(fw_codes.NO_RELEASE_KEY, missing.reason)
         update.version = signed.manifest.version
@@ -671,10 +673,10 @@ class DeviceAgent:
         self._channel_wanted = True
         scheme, rest = self.config.dm_url.split("://", 1)
         ws = "wss" if scheme == "https" else "ws"
-        return OpenChannel(f"{ws}://{rest}/v1/device/commands")
+        return OpenChannel(f"{ws}://{rest}{dm_channel.PATH}")
 
     def _channel_message(self, now: float, message: dict[str, Any]) -> list[Action]:
-        if not self.dm_enabled or message.get("type") != "command":
+        if not self.dm_enabled or message.get("type") != dm_channel.ChannelMessageType.COMMAND:
             return []
         return self.on_command(now, message)
 
@@ -690,7 +692,7 @@ class DeviceAgent:
 
     def ack(self, command_id: Any, result: dict[str, Any]) -> SendChannel:
         """The acknowledgement of a command, for the `on_*` hooks to return."""
-        return SendChannel({"type": "ack", "command_id": command_id, "result": result})
+        return SendChannel(dm_channel.Ack(command_id, result).encode())
 
     # -- timers and answers -----------------------------------------------------------------------
 

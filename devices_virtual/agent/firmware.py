@@ -16,7 +16,7 @@ VIRTUAL_IMAGE_MAGIC = b"roomtrust-virtual-firmware\n"
 SLOT_NAMES = ("a", "b")
 
 # Reasons a device gives when it does not end up on the new version (besides the verification
-# codes of services.common.firmware: bad-signature, wrong-model, downgrade, ...).
+# codes of protocol.firmware.Rejection: bad-signature, wrong-model, downgrade, ...).
 DOWNLOAD_FAILED = "download-failed"
 INSTALL_FAILED = "install-failed"
 HEALTH_CHECK_FAILED = "health-check-failed"

@@ -5,24 +5,9 @@ from __future__ import annotations
 from typing import Final
 
 from devices_virtual.agent.events import NetworkInfo
+from protocol.fields import TELEMETRY_FIELDS
 
-DM09_FIELDS: Final = frozenset(
-    {
-        "device_name",
-        "mac",
-        "serial_number",
-        "server_address",
-        "software_version",
-        "firmware_version",
-        "status",
-        "configuration_version",
-        "network_id",
-        "network_type",
-        "ipv4_address",
-        "ipv6_address",
-        "time_zone",
-    }
-)
+DM09_FIELDS: Final = frozenset(TELEMETRY_FIELDS)
 
 
 def telemetry_report(

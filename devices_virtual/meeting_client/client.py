@@ -43,9 +43,11 @@ from devices_virtual.meeting_client.events import (
     Stop,
     TimerDue,
 )
+from protocol import signaling as wire
+from protocol.signaling import MessageType, NoticeKind, SignalingClose
 
 T_PING = "ping"
-REVOKED_CODE = 4401
+REVOKED_CODE = SignalingClose.UNAUTHENTICATED
 MAX_CHAT = 2000
 
 
@@ -189,13 +191,13 @@ class MeetingClient:
         self.state = State.CONNECTING
         scheme, rest = self.base_url.split("://", 1)
         ws = "wss" if scheme == "https" else "ws"
-        return [OpenSocket(f"{ws}://{rest}/v1/signaling", self.token)]
+        return [OpenSocket(f"{ws}://{rest}{wire.PATH}", self.token)]
 
     def _stop(self) -> list[ClientAction]:
         actions: list[ClientAction] = []
         if self._socket_open:
             if self.conference_id is not None:
-                actions.append(SendSocket({"type": "leave"}))
+                actions.append(SendSocket(wire.Leave().encode()))
             actions.append(CloseSocket())
         actions.append(CancelTimer(T_PING))
         if self.token is not None:
@@ -246,17 +248,14 @@ class MeetingClient:
     def _join(self, conference_id: str, password: str | None) -> list[ClientAction]:
         self.state = State.JOINING
         self.conference_id, self.outcome, self.last_error = conference_id, None, None
-        message: dict[str, Any] = {"type": "join", "conference_id": conference_id}
-        if password is not None:
-            message["password"] = password
-        return [SendSocket(message)]
+        return [SendSocket(wire.Join(conference_id, password).encode())]
 
     def _leave(self) -> list[ClientAction]:
         if self.conference_id is None:
             return []
         self._reset_conference("left")
         self.state = State.READY
-        return [SendSocket({"type": "leave"})]
+        return [SendSocket(wire.Leave().encode())]
 
     def _reset_conference(self, outcome: str | None) -> None:
         self.conference_id = self.participant_id = None
@@ -272,79 +271,81 @@ class MeetingClient:
         self._in_conference()
         if not 1 <= len(text) <= MAX_CHAT:
             raise ValueError(f"a chat message has 1..{MAX_CHAT} characters")
-        message: dict[str, Any] = {"type": "chat", "text": text}
-        if to is not None:
-            message["to"] = to
-        return [SendSocket(message)]
+        return [SendSocket(wire.ChatPost(text, to).encode())]
 
     def _moderate(self, action: str, target: str | None) -> list[ClientAction]:
         self._in_conference()
-        message: dict[str, Any]
-        if action in ("admit", "reject"):
-            message = {"type": action, "participant_id": _needs(target, action)}
-        elif action in ("mute", "remove"):
-            message = {"type": action, "target": _needs(target, action)}
+        message: wire.Message
+        if action == "admit":
+            message = wire.Admit(_needs(target, action))
+        elif action == "reject":
+            message = wire.Reject(_needs(target, action))
+        elif action == "mute":
+            message = wire.Mute(_needs(target, action))
+        elif action == "remove":
+            message = wire.Remove(_needs(target, action))
         elif action in ("lock", "unlock"):
-            message = {"type": "lock", "locked": action == "lock"}
+            message = wire.Lock(action == "lock")
         elif action in ("record_start", "record_stop"):
-            message = {"type": "record", "action": action.removeprefix("record_")}
+            message = wire.Record(wire.RecordAction(action.removeprefix("record_")))
         elif action == "end":
-            message = {"type": "end"}
+            message = wire.End()
         else:
             raise ValueError(f"unknown moderation action {action!r}")
-        return [SendSocket(message)]
+        return [SendSocket(message.encode())]
 
     def _media(self, audio: bool | None, video: bool | None) -> list[ClientAction]:
         self._in_conference()
-        message: dict[str, Any] = {"type": "media"}
         if audio is not None:
-            self.audio = message["audio"] = audio
+            self.audio = audio
         if video is not None:
-            self.video = message["video"] = video
-        return [SendSocket(message)]
+            self.video = video
+        return [SendSocket(wire.Media(audio, video).encode())]
 
     # -- what the server says ---------------------------------------------------------------------
 
     def _message(self, now: float, message: dict[str, Any]) -> list[ClientAction]:
         kind = message.get("type")
-        if kind == "hello":
+        if kind == MessageType.HELLO:
             return self._hello(now, message)
-        if kind == "lobby.waiting":
+        if kind == MessageType.LOBBY_WAITING:
             self.state = State.LOBBY
             self.participant_id = str(message.get("participant_id"))
             return [Show("lobby", "Waiting for the host to let you in")]
-        if kind == "admitted":
+        if kind == MessageType.ADMITTED:
             self.state = State.IN_CONFERENCE
             self.participant_id = str(message.get("participant_id"))
             self.moderator = bool(message.get("moderator"))
             return [Show("admitted", f"Joined {message.get('conference_id')}", message)]
-        if kind == "roster":
+        if kind == MessageType.ROSTER:
             self.roster = list(message.get("participants") or [])
             self.lobby = list(message.get("lobby") or [])
             self.locked = bool(message.get("locked"))
             return []
-        if kind == "lobby.knock":
+        if kind == MessageType.LOBBY_KNOCK:
             return self._knock(message)
-        if kind == "muted":
+        if kind == MessageType.MUTED:
             self.audio = False
             return [Show("muted", f"You were muted by {message.get('by')}")]
-        if kind == "media.state" and message.get("participant_id") == self.participant_id:
+        if kind == MessageType.MEDIA_STATE and message.get("participant_id") == self.participant_id:
             self.audio = bool(message.get("audio", self.audio))
             self.video = bool(message.get("video", self.video))
             return []
-        if kind == "chat":
+        if kind == MessageType.CHAT:
             self.chat.append(message)
             return [Show("chat", f"{message.get('display_name')}: {message.get('text')}")]
-        if kind == "notice":
+        if kind == MessageType.NOTICE:
             return self._notice(message)
-        if kind == "media.keys":
+        if kind == MessageType.MEDIA_KEYS:
             return self.on_media_keys(now, message)
-        if kind in ("removed", "rejected", "conference.ended"):
-            outcome = {"removed": "removed", "rejected": "rejected"}.get(kind, "ended")
+        if kind in wire.TERMINAL:
+            outcome = {MessageType.REMOVED: "removed", MessageType.REJECTED: "rejected"}.get(
+                MessageType(kind), "ended"
+            )
             self._reset_conference(outcome)
             self.state = State.READY
             return [Show(outcome, f"The conference is over for you ({outcome})", message)]
-        if kind == "error":
+        if kind == MessageType.ERROR:
             return self._error(message)
         return []
 
@@ -362,16 +363,16 @@ class MeetingClient:
         name = participant.get("display_name")
         actions: list[ClientAction] = [Show("knock", f"{name} is waiting in the lobby")]
         if self.auto_admit and self.moderator and participant.get("participant_id"):
-            admit = {"type": "admit", "participant_id": participant["participant_id"]}
-            actions.append(SendSocket(admit))
+            admit = wire.Admit(participant["participant_id"])
+            actions.append(SendSocket(admit.encode()))
         return actions
 
     def _notice(self, message: dict[str, Any]) -> list[ClientAction]:
         kind = str(message.get("kind"))
         text = str(message.get("text") or kind)
-        if kind == "recording.started":
+        if kind == NoticeKind.RECORDING_STARTED:
             self.recording = True
-        elif kind == "recording.stopped":
+        elif kind == NoticeKind.RECORDING_STOPPED:
             self.recording = False
         self.notices.append(text)
         return [Show("notice", text, message)]
@@ -421,7 +422,7 @@ class MeetingClient:
     def _timer(self, now: float, name: str) -> list[ClientAction]:
         if name != T_PING or not self._socket_open or self.state is State.STOPPED:
             return []
-        return [SendSocket({"type": "ping"}), StartTimer(T_PING, now + self.ping_s)]
+        return [SendSocket(wire.Ping().encode()), StartTimer(T_PING, now + self.ping_s)]
 
     def _request(
         self, method: str, path: str, purpose: str, body: dict[str, Any] | None, mtls: bool = True

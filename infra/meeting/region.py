@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.meeting.service import FargateService, FargateServiceArgs
-from services.common.settings import MEETING_REGIONS
+from protocol.regions import MEETING_REGIONS
 
 # region -> the AWS regions that meeting region may run in (the first is the default)
 MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {

@@ -67,6 +67,7 @@ from devices_virtual.meeting_client import (
     TimerDue,
 )
 from load.kinds import HTTP, WSS_OPEN, WSS_RECV, WSS_SEND, endpoint
+from protocol.signaling import MessageType
 
 Fire = Callable[..., None]  # environment.events.request.fire
 PACED = frozenset({"heartbeat", "telemetry"})
@@ -550,7 +551,9 @@ class MeetingDriver(_Driven):
         if decoded is None:
             return
         kind, message = decoded
-        error = ServerMessageError(str(message.get("reason"))) if kind == "error" else None
+        error = (
+            ServerMessageError(str(message.get("reason"))) if kind == MessageType.ERROR else None
+        )
         self.report(WSS_RECV, self.name(kind), None, len(raw), error)
         self.statuses[f"received:{kind}"] += 1
         self.feed(SocketMessage(self.clock(), message))

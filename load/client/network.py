@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.sync.client import ClientConnection, connect
 
 from load.client.driver import Reply, TlsIdentity, TransportError
-from services.common.tls import client_context
+from protocol.tls import client_context
 
 _JSON = {"content-type": "application/json"}
 

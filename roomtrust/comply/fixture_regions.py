@@ -33,9 +33,10 @@ from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from protocol.regions import MEETING_REGIONS
+from protocol.signaling import MessageType
+from protocol.tls import server_context
 from services.common.ca import RegionCA, cert_pem, read_csr
-from services.common.settings import MEETING_REGIONS
-from services.common.tls import server_context
 
 _DM_TABLES = ("enterprises", "sites", "devices", "telemetry", "health_events", "profiles")
 
@@ -283,14 +284,16 @@ class WeakMeetingRegion(FixtureRegion):
         @app.websocket("/v1/signaling")
         async def signaling(ws: WebSocket) -> None:
             await ws.accept()
-            await ws.send_json({"type": "hello"})
+            await ws.send_json({"type": MessageType.HELLO})
             with contextlib.suppress(WebSocketDisconnect):
                 while True:
                     message = await ws.receive_json()
-                    if message.get("type") == "join":
+                    if message.get("type") == MessageType.JOIN:
                         # weak on purpose: a locked conference admits at once, no lobby
                         pid = _new_id("p")
-                        await ws.send_json({"type": "admitted", "participant_id": pid})
-                        await ws.send_json({"type": "roster", "participants": [], "lobby": []})
+                        admitted = {"type": MessageType.ADMITTED, "participant_id": pid}
+                        await ws.send_json(admitted)
+                        roster = {"type": MessageType.ROSTER, "participants": [], "lobby": []}
+                        await ws.send_json(roster)
 
         return app

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from protocol.errors import ErrorCode
 from services.common.asgi_tls import peer_cert_pem
 from services.common.errors import DomainError
 
@@ -25,7 +26,7 @@ def install_error_handlers(app: FastAPI) -> None:
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
         return JSONResponse(
             {
-                "error": "Invalid",
+                "error": ErrorCode.INVALID.value,
                 "field": ".".join(location) or None,
                 "reason": first.get("msg", "invalid request"),
                 "errors": [

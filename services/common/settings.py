@@ -14,8 +14,9 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DM_REGIONS = ("us", "eu", "au")
-MEETING_REGIONS = ("na", "sa", "eu", "asia")
+from protocol.regions import DM_REGIONS, MEETING_REGIONS
+
+__all__ = ["DM_REGIONS", "MEETING_REGIONS", "Settings", "load_settings"]
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

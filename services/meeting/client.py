@@ -1,18 +1,19 @@
-"""A thin client of one meeting region, for the command line, tests and features: REST over httpx
-and the WSS signaling socket over `websockets`, both trusting only the region's CA."""
+"""A thin client of one meeting region, for the command line, tests and features: REST over httpx,
+trusting only the region's CA, and the WSS signaling socket (`Signal`, on the one signaling client
+of `protocol.signaling_client`)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 
-from services.common.tls import client_context
+from protocol.signaling import PATH, Message, MessageType
+from protocol.signaling_client import SignalingClient
+from protocol.tls import client_context
 
 PASSWORD = "correct horse battery staple"
 
@@ -161,40 +162,32 @@ class MeetingApi:
         return Signal(self.url, self.ca_file, self.token)
 
 
-class Signal:
-    """One signaling socket: `async with api.signaling() as sig: await sig.send(...)`."""
+class Signal(SignalingClient):
+    """One signaling socket of a logged-in account, keeping every message it received (for tests
+    and features): `async with api.signaling() as sig: await sig.send(...)`."""
 
     def __init__(self, url: str, ca_file: Path, token: str | None) -> None:
-        self.uri = url.replace("https://", "wss://") + "/v1/signaling"
+        super().__init__(
+            url.replace("https://", "wss://") + PATH, ca_file, token=token, close_timeout=10
+        )
+        self.uri = self.url
         self.ca_file = ca_file
-        self.token = token
         self.received: list[dict[str, Any]] = []
-        self.ws: Any = None
-        self.close_code: int | None = None
 
     async def __aenter__(self) -> Signal:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self.ws = await websockets.connect(
-            self.uri, ssl=client_context(self.ca_file), additional_headers=headers
-        )
-        await self.expect("hello")
+        await self.connect()
+        await self.expect(MessageType.HELLO)
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.ws.close()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(message))
+    async def send(self, message: Message | Mapping[str, Any]) -> None:
+        """Send a typed message, or any JSON object as it is (to see how the server refuses it)."""
+        await self.send_raw(message.encode() if isinstance(message, Message) else message)
 
     async def next(self, timeout: float = 10.0) -> dict[str, Any] | None:
         """The next message, or None once the server closed the socket."""
-        try:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        except websockets.ConnectionClosed as exc:
-            self.close_code = exc.rcvd.code if exc.rcvd else None
-            return None
-        message: dict[str, Any] = json.loads(raw)
-        self.received.append(message)
+        message = await self.receive(timeout)
+        if message is not None:
+            self.received.append(message)
         return message
 
     async def expect(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def rejection(
 ) -> str:
     with pytest.raises(FirmwareRejected) as refused:
         firmware.verify_package(blob, key.public_key(), model=model, installed_version=installed)
-    return refused.value.code
+    return refused.value.rejection
 
 
 # -- versions ----------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_decrypting_with_the_wrong_key_fails(release_key: Ed25519PrivateKey) -> 
     sealed = firmware.encrypt_download(signed(release_key), firmware.new_download_key())
     with pytest.raises(FirmwareRejected) as refused:
         firmware.decrypt_download(sealed, firmware.new_download_key())
-    assert refused.value.code == firmware.DECRYPT_FAILED
+    assert refused.value.rejection == firmware.DECRYPT_FAILED
 
 
 def test_decrypting_for_another_download_or_a_modified_ciphertext_fails(

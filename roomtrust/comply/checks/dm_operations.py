@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from protocol.fields import DIAGNOSTICS_BUNDLE_FIELDS
 from roomtrust.comply.checks import check, names_of, require, selected
 
-DIAGNOSIS_FIELDS = frozenset({"device_id", "mac", "ip_address", "logs", "collected_at"})
+DIAGNOSIS_FIELDS = frozenset(DIAGNOSTICS_BUNDLE_FIELDS)
 
 
 @check("dm_operations")

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from protocol.errors import ErrorCode
+from protocol.regions import MEETING_REGIONS
+from protocol.signaling import MessageType as T
+from protocol.signaling import SignalingClose
 from roomtrust.comply.checks import check, names_of, require, selected
-from services.common.settings import MEETING_REGIONS
 
 # MT-15: the personal fields an account may hold, and the keys and state beside them
 PERSONAL_FIELDS = frozenset(
@@ -29,7 +32,7 @@ KEYS_AND_STATE = frozenset(
 )
 CDR_FIELDS = frozenset({"cdr_id", "conference_id", "region", "started_at", "ended_at", "legs"})
 CDR_LEG_FIELDS = frozenset({"account_id", "joined_at", "left_at", "encrypted", "transport"})
-SECRETS_OF_A_MEETING = frozenset({"roster", "admitted", "media.keys", "chat", "notice"})
+SECRETS_OF_A_MEETING = frozenset({T.ROSTER, T.ADMITTED, T.MEDIA_KEYS, T.CHAT, T.NOTICE})
 
 # -- MT-01, MT-02 ---------------------------------------------------------------------------------
 
@@ -101,9 +104,9 @@ def plain_connections_refused(answers: Mapping[str, str | None]) -> None:
 @check("meeting")
 def waits_in_lobby(person: str, types: Sequence[str]) -> None:
     """A newcomer to a locked conference is told to wait and gets neither admission nor roster."""
-    leaked = {"roster", "admitted"} & set(types)
+    leaked = {T.ROSTER, T.ADMITTED} & set(types)
     require(not leaked, f"{person} got {names_of(leaked)} without a moderator's decision")
-    require("lobby.waiting" in types, f"{person} was never told to wait; got {list(types)}")
+    require(T.LOBBY_WAITING in types, f"{person} was never told to wait; got {list(types)}")
 
 
 @check("meeting")
@@ -125,8 +128,9 @@ def in_roster(person: str, roster: Mapping[str, Any]) -> None:
 @check("meeting")
 def rejected_without_secrets(person: str, close_code: int | None, types: Sequence[str]) -> None:
     """A rejected newcomer is told so, disconnected (4403), and never got roster, keys or chat."""
-    require("rejected" in types, f"{person} was not told of the rejection; got {list(types)}")
-    require(close_code == 4403, f"{person}'s socket closed with {close_code}, not 4403")
+    require(T.REJECTED in types, f"{person} was not told of the rejection; got {list(types)}")
+    rejected = int(SignalingClose.FORBIDDEN)
+    require(close_code == rejected, f"{person}'s socket closed with {close_code}, not {rejected}")
     leaked = SECRETS_OF_A_MEETING & set(types)
     require(not leaked, f"rejected {person} received {names_of(leaked)}")
 
@@ -142,7 +146,7 @@ def only_moderator_admitted(
     lobby = roster.get("lobby") or []
     require(len(lobby) == waiting, f"{len(lobby)} wait in the lobby, not {waiting}")
     selected(crowd_types, "joining sockets")
-    admitted = [i for i, t in enumerate(crowd_types) if {"admitted", "roster"} & set(t)]
+    admitted = [i for i, t in enumerate(crowd_types) if {T.ADMITTED, T.ROSTER} & set(t)]
     require(not admitted, f"{len(admitted)} of the crowd were admitted by nobody")
 
 
@@ -160,14 +164,14 @@ def join_refused_not_found(error: Mapping[str, Any] | None) -> None:
     require(error, "joining the deleted conference got no error")
     assert error is not None
     got = (error.get("error"), error.get("field"))
-    require(got == ("NotFound", "conference_id"), f"the join was answered with {got}")
+    require(got == (ErrorCode.NOT_FOUND, "conference_id"), f"the join was answered with {got}")
 
 
 @check("meeting")
 def refused_as_forbidden(errors: Sequence[Mapping[str, Any]], because: str | None = None) -> None:
     """Each attempt was refused as Forbidden (with `because` in the reason, when given)."""
     selected(errors, "refusals")
-    wrong = [e for e in errors if e.get("error") != "Forbidden"]
+    wrong = [e for e in errors if e.get("error") != ErrorCode.FORBIDDEN]
     require(not wrong, f"attempts were not refused as Forbidden: {wrong}")
     if because:
         vague = [e.get("reason") for e in errors if because not in str(e.get("reason"))]

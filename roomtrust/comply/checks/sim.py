@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from protocol.regions import MEETING_REGIONS
 from roomtrust.comply.checks import check, require, selected
 
-REGIONS = ("na", "sa", "eu", "asia")
+REGIONS = MEETING_REGIONS
 HOME_OF = {"singapore": "asia", "japan": "asia", "germany": "eu", "us-east": "na"}
 
 

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.dm_channel import Command, CommandKind
 from services.common.errors import Invalid, NotFound
 from services.dm.store.models import Device, DeviceCommand
 
-KINDS = ("config", "diagnostics", "firmware")
+KINDS = tuple(kind.value for kind in CommandKind)
 
 
 def queue_command(
@@ -24,6 +25,7 @@ def queue_command(
 ) -> DeviceCommand:
     if kind not in KINDS:
         raise ValueError(f"unknown command kind {kind}")
+    kind = CommandKind(kind).value  # the plain string in the row
     command = DeviceCommand(device_id=device.id, kind=kind, payload=dict(payload), created_at=now)
     session.add(command)
     session.flush()
@@ -76,15 +78,10 @@ def acknowledge(
         raise Invalid("result must be an object", field="result")
     command.acked_at = now
     command.result = result
-    if command.kind == "config" and result.get("applied") is True:
+    if command.kind == CommandKind.CONFIG and result.get("applied") is True:
         device.configuration_version = str(command.payload["version"])
     return command
 
 
 def as_message(command: DeviceCommand) -> dict[str, Any]:
-    return {
-        "type": "command",
-        "command_id": command.id,
-        "kind": command.kind,
-        "payload": command.payload,
-    }
+    return Command(command.id, CommandKind(command.kind), command.payload).encode()

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from protocol.dm_channel import CommandKind
 from services.common import oplog
 from services.common.errors import Invalid, NotFound
 from services.dm.domain.accounts import AdminIdentity
@@ -112,7 +113,7 @@ def push_profile(
         queue_command(
             session,
             device,
-            "config",
+            CommandKind.CONFIG,
             {
                 "version": version_label(profile),
                 "values": keys_for_model(profile.values, device.model),

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.dm_channel import CommandKind
+from protocol.fields import DIAGNOSTICS_UPLOAD_FIELDS
 from services.common import oplog
 from services.common.errors import Invalid, NotFound
 from services.dm.domain.accounts import AdminIdentity
@@ -23,7 +25,7 @@ from services.dm.store.models import Device, DeviceCommand, DiagnosticBundle, Op
 
 RETENTION = dt.timedelta(days=180)
 MAX_LOG_BYTES = 2 * 1024 * 1024
-BUNDLE_FIELDS = ("command_id", "device_id", "mac", "ip_address", "logs")
+BUNDLE_FIELDS = DIAGNOSTICS_UPLOAD_FIELDS
 
 
 class BlobStore(Protocol):
@@ -39,7 +41,7 @@ def request(
     if device is None or device.enterprise_id != admin.enterprise_id:
         raise NotFound("no such device in this enterprise", field="device_id")
     command = queue_command(
-        session, device, "diagnostics", {"upload": "/v1/device/diagnostics"}, now
+        session, device, CommandKind.DIAGNOSTICS, {"upload": "/v1/device/diagnostics"}, now
     )
     oplog.record(
         session,
@@ -88,7 +90,7 @@ def upload(
     bundle = _check_bundle(device, body)
     command_id = body.get("command_id")
     command = session.get(DeviceCommand, command_id) if isinstance(command_id, int) else None
-    if command is None or command.device_id != device.id or command.kind != "diagnostics":
+    if command is None or command.device_id != device.id or command.kind != CommandKind.DIAGNOSTICS:
         raise Invalid("no diagnostics request with this command_id", field="command_id")
     data = json.dumps({**bundle, "collected_at": now.isoformat()}).encode()
     record = DiagnosticBundle(

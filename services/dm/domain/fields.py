@@ -1,5 +1,6 @@
 """The data categories the DM service may store (DM-08, DM-09), as explicit allowlists.
 
+The lists themselves are the wire contract's (`protocol.fields`); this module checks the values.
 Anything outside them is refused with a 422 that names the field; nothing of the request is stored.
 """
 
@@ -10,16 +11,21 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from protocol import fields as contract
+from protocol.fields import ACCOUNT_FIELDS, DEVICE_STATUSES, NETWORK_TYPES
 from services.common.errors import Invalid
 
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _SAFE_TEXT = re.compile(r"^[\w .:/@+()#,\-]{0,128}$")
 
-# Account management: what an administrator record may hold.
-ACCOUNT_FIELDS = ("email", "password", "first_name", "last_name", "phone")
-
-NETWORK_TYPES = ("ethernet", "wifi", "cellular")
-DEVICE_STATUSES = ("online", "idle", "in_call", "upgrading", "rebooting", "fault")
+__all__ = [
+    "ACCOUNT_FIELDS",
+    "DEVICE_STATUSES",
+    "NETWORK_TYPES",
+    "TELEMETRY_FIELDS",
+    "normalise_mac",
+    "validate_telemetry",
+]
 
 
 def normalise_mac(value: str, field: str = "mac") -> str:
@@ -63,21 +69,19 @@ def _mac(field: str, value: Any) -> str:
     return normalise_mac(value, field)
 
 
-# Device management category: the only fields a device may report.
-TELEMETRY_FIELDS: dict[str, Callable[[str, Any], str]] = {
-    "device_name": _text,
+# The fields of the device management category that are not short plain text.
+_CHECKS: dict[str, Callable[[str, Any], str]] = {
     "mac": _mac,
-    "serial_number": _text,
-    "server_address": _text,
-    "software_version": _text,
-    "firmware_version": _text,
     "status": _choice(DEVICE_STATUSES),
-    "configuration_version": _text,
-    "network_id": _text,
     "network_type": _choice(NETWORK_TYPES),
     "ipv4_address": _ip(4),
     "ipv6_address": _ip(6),
-    "time_zone": _text,
+}
+assert set(_CHECKS) <= set(contract.TELEMETRY_FIELDS), "a check for a field outside DM-09"
+
+# Device management category: the only fields a device may report, each with its check.
+TELEMETRY_FIELDS: dict[str, Callable[[str, Any], str]] = {
+    name: _CHECKS.get(name, _text) for name in contract.TELEMETRY_FIELDS
 }
 
 

@@ -14,21 +14,18 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.fields import TELEMETRY_FIELDS
 from services.common.errors import Forbidden, Invalid, Unauthenticated
 from services.dm.domain import alerts
 from services.dm.domain.fields import validate_telemetry
 from services.dm.store.models import Device, TelemetryReading
 
 HEALTH_COMPONENTS = ("camera", "microphone", "display", "firmware_update")
-_DEVICE_COLUMNS = (
-    "software_version",
-    "firmware_version",
-    "server_address",
-    "configuration_version",
-    "network_id",
-    "network_type",
-    "ipv4_address",
-    "ipv6_address",
+# The reported fields kept in a column of the device row, beside the ones checked against it.
+_DEVICE_COLUMNS = tuple(
+    name
+    for name in TELEMETRY_FIELDS
+    if name in Device.__table__.columns and name not in ("mac", "serial_number")
 )
 
 

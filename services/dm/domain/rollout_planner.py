@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from protocol.firmware import compare_versions
 from services.common.errors import Conflict, Invalid
-from services.common.firmware import compare_versions
 
 # -- the plan ----------------------------------------------------------------------------------
 

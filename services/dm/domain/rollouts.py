@@ -28,11 +28,12 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from protocol.dm_channel import CommandKind, ProgressStage
+from protocol.firmware import compare_versions
 from services.common import oplog
 from services.common.clock import as_utc
 from services.common.db import transaction
 from services.common.errors import Conflict, Invalid, NotFound
-from services.common.firmware import compare_versions
 from services.dm.domain import images
 from services.dm.domain import rollout_planner as rp
 from services.dm.domain.accounts import AdminIdentity
@@ -488,7 +489,7 @@ class RolloutEngine:
         now: dt.datetime,
     ) -> None:
         """A device's progress message on a firmware command: `downloaded` frees its slot."""
-        if stage != "downloaded":
+        if stage != ProgressStage.DOWNLOADED:
             raise Invalid("the only progress stage is downloaded", field="stage")
         row = self._rollout_of(session, command)
         if row is not None:
@@ -680,13 +681,13 @@ class RolloutEngine:
                 self._hold.append(image)
                 download, key = images.new_download(session, device, image, row.id, now)
                 payload = images.install_payload(download, image, key, row.id)
-                queue_command(session, device, "firmware", payload, now)
+                queue_command(session, device, CommandKind.FIRMWARE, payload, now)
                 self._notify.append(device.id)
             case rp.RollbackDevice():
                 device = session.get(Device, action.device_id)
                 if device is not None and device.state == "enrolled":
                     payload = {"op": "rollback", "rollout_id": row.id, "version": action.version}
-                    queue_command(session, device, "firmware", payload, now)
+                    queue_command(session, device, CommandKind.FIRMWARE, payload, now)
                     self._notify.append(device.id)
             case rp.RolloutPaused() | rp.RolloutAborted():
                 row.reason = action.reason

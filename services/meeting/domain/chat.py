@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from protocol import signaling as wire
 from services.common.errors import Forbidden, Invalid
 from services.meeting.domain import permissions as perms
 from services.meeting.domain.lobby import Action, Lobby, Message, Send
@@ -45,14 +46,9 @@ class ChatRoom:
             raise Invalid(f"text must be 1 to {MAX_TEXT} characters", field="text")
         if to is not None and (not isinstance(to, str) or to not in lobby.participants):
             raise Invalid("no such participant in the conference", field="to")
-        message: Message = {
-            "type": "chat",
-            "from": sender_id,
-            "display_name": sender.display_name,
-            "text": text,
-            "at": now.isoformat(),
-            "private": to is not None,
-        }
+        message: Message = wire.ChatMessage(
+            sender_id, sender.display_name, text, now.isoformat(), to is not None
+        ).encode()
         if isinstance(to, str):
             return [Send(pid, message) for pid in dict.fromkeys((sender_id, to))]
         self.messages.append(message)

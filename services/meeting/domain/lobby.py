@@ -8,6 +8,8 @@ The admission rule has no way around it: when the conference is locked or uses c
 every joiner who is not one of its moderators waits in the lobby until a moderator admits them.
 Arriving before any moderator, joining again or joining many times at once admits nobody. Waiting
 and rejected joiners are never sent the roster.
+
+The messages it sends are the signaling protocol's (`protocol.signaling`), encoded for the wire.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from protocol import signaling as wire
 from services.common.errors import Conflict, Forbidden, NotFound
 
 Message = dict[str, object]
@@ -31,16 +34,19 @@ class Participant:
     video: bool = True
     encrypted: bool = True  # False only for a PSTN leg, whose phone side is plain G.711 (MT-08)
 
+    def view(self) -> wire.Participant:
+        return wire.Participant(
+            self.participant_id,
+            self.account_id,
+            self.display_name,
+            self.moderator,
+            self.audio,
+            self.video,
+            self.encrypted,
+        )
+
     def public(self) -> Message:
-        return {
-            "participant_id": self.participant_id,
-            "account_id": self.account_id,
-            "display_name": self.display_name,
-            "moderator": self.moderator,
-            "audio": self.audio,
-            "video": self.video,
-            "encrypted": self.encrypted,
-        }
+        return self.view().encode()
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -120,8 +126,8 @@ class Emptied:
 
 Action = Send | Close | Admitted | Departed | Emptied
 
-CLOSE_REJECTED = 4403
-CLOSE_REMOVED = 4000
+CLOSE_REJECTED = wire.SignalingClose.FORBIDDEN
+CLOSE_REMOVED = wire.SignalingClose.REMOVED
 
 
 @dataclass
@@ -163,14 +169,9 @@ class Lobby:
 
     def roster_message(self, for_id: str) -> Message:
         viewer = self.participants[for_id]
-        lobby = [p.public() for p in self.waiting.values()] if viewer.moderator else []
-        return {
-            "type": "roster",
-            "conference_id": self.conference_id,
-            "participants": [p.public() for p in self.participants.values()],
-            "lobby": lobby,
-            "locked": self.locked,
-        }
+        lobby = tuple(p.view() for p in self.waiting.values()) if viewer.moderator else ()
+        participants = tuple(p.view() for p in self.participants.values())
+        return wire.Roster(self.conference_id, participants, lobby, self.locked).encode()
 
     def roster_updates(self, only_moderators: bool = False) -> list[Action]:
         return [
@@ -198,17 +199,9 @@ class Lobby:
         )
         if self.needs_admission and not person.moderator:
             self.waiting[person.participant_id] = person
-            knock: Message = {"type": "lobby.knock", "participant": person.public()}
-            actions: list[Action] = [
-                Send(
-                    person.participant_id,
-                    {
-                        "type": "lobby.waiting",
-                        "conference_id": self.conference_id,
-                        "participant_id": person.participant_id,
-                    },
-                )
-            ]
+            knock: Message = wire.LobbyKnock(person.view()).encode()
+            waiting = wire.LobbyWaiting(self.conference_id, person.participant_id)
+            actions: list[Action] = [Send(person.participant_id, waiting.encode())]
             actions += [Send(pid, knock) for pid, p in self.participants.items() if p.moderator]
             return actions + self.roster_updates(only_moderators=True)
         return self._enter(person)
@@ -218,12 +211,7 @@ class Lobby:
         return [
             Send(
                 person.participant_id,
-                {
-                    "type": "admitted",
-                    "conference_id": self.conference_id,
-                    "participant_id": person.participant_id,
-                    "moderator": person.moderator,
-                },
+                wire.Admitted(self.conference_id, person.participant_id, person.moderator).encode(),
             ),
             *self.roster_updates(),
             Admitted(person.participant_id, person.account_id),
@@ -244,11 +232,9 @@ class Lobby:
         return [
             Send(
                 person.participant_id,
-                {
-                    "type": "rejected",
-                    "conference_id": self.conference_id,
-                    "reason": "a moderator declined your request to join",
-                },
+                wire.Rejected(
+                    self.conference_id, "a moderator declined your request to join"
+                ).encode(),
             ),
             Close(person.participant_id, CLOSE_REJECTED, "rejected by a moderator"),
             *self.roster_updates(only_moderators=True),
@@ -270,7 +256,7 @@ class Lobby:
         if participant_id not in self.participants:
             raise NotFound("no such participant in the conference", field="target")
         return [
-            Send(participant_id, {"type": "removed", "by": by}),
+            Send(participant_id, wire.Removed(by).encode()),
             Close(participant_id, CLOSE_REMOVED, "removed by a moderator"),
             *self._leave(participant_id),
         ]

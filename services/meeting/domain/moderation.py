@@ -7,11 +7,12 @@ checks its rule and returns the lobby's actions; nothing is sent or stored here.
 
 from __future__ import annotations
 
+from protocol import signaling as wire
 from services.common.errors import Forbidden, Invalid
 from services.meeting.domain import permissions as perms
 from services.meeting.domain.lobby import Action, Lobby, Send
 
-ALL = "all"
+ALL = wire.ALL
 
 
 def _moderator_with(lobby: Lobby, actor_id: str, permission: str) -> str:
@@ -34,7 +35,7 @@ def mute(lobby: Lobby, actor_id: str, target: str) -> list[Action]:
     actions: list[Action] = []
     for pid in _targets(lobby, actor_id, target):
         lobby.participants[pid].audio = False
-        actions.append(Send(pid, {"type": "muted", "by": by, "audio": False}))
+        actions.append(Send(pid, wire.Muted(by).encode()))
     return actions + lobby.roster_updates()
 
 
@@ -62,10 +63,5 @@ def set_own_media(
         person.audio = audio
     if video is not None:
         person.video = video
-    state = {
-        "type": "media.state",
-        "participant_id": participant_id,
-        "audio": person.audio,
-        "video": person.video,
-    }
+    state = wire.MediaState(participant_id, person.audio, person.video).encode()
     return [*lobby.broadcast(state), *lobby.roster_updates()]

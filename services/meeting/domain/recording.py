@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.signaling import RecordAction
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.meeting.domain import permissions as perms
 from services.meeting.domain.accounts import Identity, log
@@ -278,6 +279,6 @@ def view(recording: Recording) -> dict[str, Any]:
 
 
 def validate_action(action: object) -> str:
-    if action not in ("start", "stop"):
+    if not isinstance(action, str) or action not in RecordAction._value2member_map_:
         raise Invalid("action must be start or stop", field="action")
-    return str(action)
+    return RecordAction(action).value

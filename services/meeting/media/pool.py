@@ -34,7 +34,8 @@ from typing import Any
 
 import httpx
 
-from services.common.tls import client_context
+from protocol.signaling import MediaKeys, MediaMove
+from protocol.tls import client_context
 from services.meeting.domain.media import Move, RelayDirectory
 from services.meeting.relay.client import RelayControl, RelayControlError
 from services.meeting.relay.files import control_token, running_relays
@@ -134,7 +135,7 @@ class RelayPool:
                 log.warning("relay %s: withdraw failed: %s", name, _reason(exc))
                 return
             for pid, grant in grants.items():
-                await self._tell(pid, {**grant, "type": "media.keys", "rekey": True})
+                await self._tell(pid, MediaKeys(pid, grant, rekey=True).encode())
 
     async def _tell(self, participant_id: str, message: dict[str, Any]) -> None:
         if self.notify is not None:
@@ -265,7 +266,7 @@ class RelayPool:
             if isinstance(result, BaseException):
                 failed = failed or relay_failure(result)
                 continue
-            await self._tell(pid, {**result, "type": "media.move"})
+            await self._tell(pid, MediaMove(pid, result).encode())
         if failed:
             self._relay_failed(target)
 

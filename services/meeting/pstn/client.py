@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from services.common.tls import client_context
+from protocol.tls import client_context
 from services.meeting.relay.files import pstn_token, region_directory
 
 

@@ -35,11 +35,24 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from media_core.endpoint import Outbound
+from protocol.signaling import (
+    PATH,
+    Admitted,
+    Auth,
+    ConferenceEnded,
+    Error,
+    LobbyWaiting,
+    MediaKeys,
+    MediaMove,
+    Rejected,
+    Removed,
+)
+from protocol.signaling_client import SignalingClient
+from protocol.tls import server_context
 from services.common.api import bearer_token, install_error_handlers
 from services.common.ca import RegionCA
 from services.common.errors import NotFound, Unauthenticated
 from services.common.server import bind_socket, make_server, start_serving, write_ready_file
-from services.common.tls import client_context, server_context
 from services.meeting.pstn.bridge import PstnBridge
 from services.meeting.relay.files import pstn_token, region_directory
 
@@ -79,7 +92,7 @@ class Call:
     phone: asyncio.DatagramTransport | None = None
     phone_address: tuple[str, int] = ("127.0.0.1", 0)
     conference: asyncio.DatagramTransport | None = None
-    ws: Any = None
+    signal: SignalingClient | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     keyed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -110,7 +123,7 @@ class Gateway:
     def signaling(self) -> tuple[str, Path]:
         directory = region_directory(self.home, self.region)
         port = json.loads((directory / "ready.json").read_text())["port"]
-        return f"wss://127.0.0.1:{port}/v1/signaling", directory / "ca" / "ca.pem"
+        return f"wss://127.0.0.1:{port}{PATH}", directory / "ca" / "ca.pem"
 
     async def dial(self, body: DialIn) -> Call:
         loop = asyncio.get_running_loop()
@@ -136,13 +149,10 @@ class Gateway:
         self.calls[call.call_id] = call
         uri, ca_file = self.signaling()
         try:
-            call.ws = await websockets.connect(uri, ssl=client_context(ca_file), close_timeout=2)
-            auth = {"type": "auth", "gateway_token": pstn_token(self.home, self.region)}
-            await call.ws.send(json.dumps(auth | {"caller": body.caller}))
-            join: dict[str, Any] = {"type": "join", "conference_id": body.conference_id}
-            if body.pin is not None:
-                join["password"] = body.pin
-            await call.ws.send(json.dumps(join))
+            call.signal = SignalingClient(uri, ca_file)
+            token = pstn_token(self.home, self.region)
+            await call.signal.connect(Auth(gateway_token=token, caller=body.caller))
+            await call.signal.join(body.conference_id, body.pin)
         except (OSError, websockets.WebSocketException) as exc:
             call.state, call.reason = "failed", f"signaling: {exc}"
             await self.hang_up(call)
@@ -165,27 +175,32 @@ class Gateway:
                 transport.sendto(data, address)
 
     async def _signaling(self, call: Call) -> None:
+        assert call.signal is not None
         try:
-            async for raw in call.ws:
-                message = json.loads(raw)
-                if not isinstance(message, dict):
-                    continue
-                kind = message.get("type")
-                if call.bridge.endpoint.handle_message(message):
-                    call.keyed.set()
-                    continue
-                if kind == "admitted":
-                    call.state, call.participant_id = "in_conference", message["participant_id"]
-                    call.answered.set()
-                elif kind == "lobby.waiting":
-                    call.state, call.participant_id = "lobby", message["participant_id"]
-                    call.answered.set()
-                elif kind in ("error", "rejected", "removed", "conference.ended"):
-                    call.reason = str(message.get("reason") or kind)
-                    if kind == "error" and call.state not in ("dialling", "lobby"):
-                        continue  # a refused message; the call goes on
-                    call.state = "ended" if kind != "error" else "refused"
-                    call.answered.set()
+            async for message in call.signal:
+                match message:
+                    case MediaKeys() | MediaMove():
+                        call.bridge.endpoint.handle_message(message.encode())
+                        call.keyed.set()
+                    case Admitted(participant_id=participant_id):
+                        call.state, call.participant_id = "in_conference", participant_id
+                        call.answered.set()
+                    case LobbyWaiting(participant_id=participant_id):
+                        call.state, call.participant_id = "lobby", participant_id
+                        call.answered.set()
+                    case Error(reason=reason):
+                        call.reason = reason or message.TYPE.value
+                        if call.state in ("dialling", "lobby"):  # else a refused message only
+                            call.state = "refused"
+                            call.answered.set()
+                    case Rejected(reason=reason):
+                        call.reason = reason or message.TYPE.value
+                        call.state = "ended"
+                        call.answered.set()
+                    case Removed() | ConferenceEnded():
+                        call.reason = message.TYPE.value
+                        call.state = "ended"
+                        call.answered.set()
         except (websockets.WebSocketException, OSError, ValueError) as exc:
             call.reason = call.reason or f"signaling: {exc}"
         if call.state not in ("ended", "refused", "failed"):
@@ -203,10 +218,10 @@ class Gateway:
             self._send(call, call.bridge.tick(loop.time()), call.phone)
 
     async def hang_up(self, call: Call) -> None:
-        if call.ws is not None:
+        if call.signal is not None and call.signal.ws is not None:
             with contextlib.suppress(Exception):
-                await call.ws.send(json.dumps({"type": "leave"}))
-                await call.ws.close()
+                await call.signal.leave()
+                await call.signal.close()
         if call.state not in ("refused", "failed"):
             call.state = "ended"
         self._release(call)
