@@ -29,6 +29,7 @@ from media_core import g711
 from media_core.rtp import RtpPacket
 from media_core.sources import MARKER, AudioSource, VideoSource
 from media_core.srtp import Direction, KeyMaterial, SrtpError, SrtpSession
+from protocol.signaling import MessageType as T
 from roomtrust.comply.capture import WireCapture, can_capture
 from roomtrust.comply.checks import media as checks
 from roomtrust.comply.evidence import Evidence
@@ -420,13 +421,13 @@ def remove(scene: Scene, person: str) -> None:
     scene.facts["removed_wall"] = time.time()
 
     async def go() -> None:
-        await owner.send({"type": "remove", "target": removed.participant_id})
+        await owner.send({"type": T.REMOVE, "target": removed.participant_id})
         for other in scene.calls.values():
             if other is not removed:
-                while not (await other.expect("media.keys")).get("rekey"):
+                while not (await other.expect(T.MEDIA_KEYS)).get("rekey"):
                     pass
         scene.facts["rekeyed_at"] = scene.now()
-        await removed.expect("removed")
+        await removed.expect(T.REMOVED)
         await asyncio.sleep(0.8)  # the removed one keeps sending with its old keys
         for call in scene.calls.values():
             await call.stop_audio()
@@ -501,7 +502,7 @@ def kill_relay(scene: Scene) -> None:
 
     async def moved() -> None:
         for call in scene.calls.values():
-            move = await call.expect("media.move", timeout=10)
+            move = await call.expect(T.MEDIA_MOVE, timeout=10)
             assert move["relay"] != host
 
     scene.run(moved())
@@ -638,7 +639,7 @@ def conference_hears_phone(scene: Scene, first: str, second: str, hz: int) -> No
 def roster_marks(scene: Scene) -> None:
     account = f"pstn:{scene.facts['caller']}"
     owner = next(iter(scene.calls.values()))
-    rosters = [m for m in owner.signal.received if m["type"] == "roster"]
+    rosters = [m for m in owner.signal.received if m["type"] == T.ROSTER]
     with_phone = [r for r in rosters if any(p["account_id"] == account for p in r["participants"])]
     legs = {p["account_id"]: p for p in (with_phone[-1]["participants"] if with_phone else [])}
     checks.phone_leg_only_unencrypted(legs, account, others=len(scene.calls))

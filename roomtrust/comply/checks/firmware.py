@@ -7,12 +7,13 @@ download with the key its command carried."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from protocol import firmware
+from protocol.errors import WireError
 from roomtrust.comply.checks import CheckFailed, check, counted, names_of, require, selected
-from services.common import firmware
-from services.common.errors import DomainError
 
 CLEAR_PREFIX = 32  # bytes of the image that must not appear in its download
 
@@ -226,13 +227,15 @@ def decrypts_to_signed_image(
             model=model,
             installed_version=installed_version,
         )
-    except DomainError as exc:  # a rejected package, or a release key that cannot be read
+    except WireError as exc:  # a rejected package, or a release key that cannot be read
         raise CheckFailed(
             f"the package is not an image signed with the region's release key: {exc}"
         ) from None
     require(signed.image == plain, "the signed image is not the one the administrator uploaded")
     try:
-        firmware.decrypt_download(ciphertext, firmware.new_download_key(), context=context)
+        firmware.decrypt_download(
+            ciphertext, os.urandom(firmware.DOWNLOAD_KEY_BYTES), context=context
+        )
     except firmware.FirmwareRejected:
         return
     raise CheckFailed(

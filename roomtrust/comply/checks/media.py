@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from protocol.signaling import MessageType as T
 from roomtrust.comply.checks import check, counted, names_of, require, selected
 
 MIN_SIGNALING_BYTES = 1000  # a TLS handshake plus an encrypted media.keys message is more
 MIN_TONE_LEVEL = 2000  # a tone that is heard
 MAX_SILENT_LEVEL = 300  # a tone that is not
-LEAVING = frozenset({"conference.ended", "removed", "error"})
+LEAVING = frozenset({T.CONFERENCE_ENDED, T.REMOVED, T.ERROR})
 
 # -- MT-06, MT-12: the captured call -------------------------------------------------------------
 
