@@ -19,6 +19,7 @@ DATABASE_FREE = (
     "tests/sim/",
     "tests/infra/",
     "tests/comply/test_comply_negative_controls.py",
+    "tests/comply/checks/",
     "features/test_infra.py",
     "features/test_sim.py",
 )
