@@ -47,6 +47,7 @@ from devices_virtual.agent import (
     TimerFired,
 )
 from devices_virtual.agent.events import Event, PowerOn
+from protocol.dm_channel import ChannelMessageType
 from sim.service import ServerPool
 
 Responder = Callable[[DeviceAgent, HttpRequest], tuple[int, Any]]
@@ -240,7 +241,7 @@ class Episode:
         """A message from the device reached the region: an acknowledgement completes its
         command."""
         self.sent.append(message)
-        if message.get("type") == "ack":
+        if message.get("type") == ChannelMessageType.ACK:
             self.unacked.pop(message.get("command_id"), None)
 
     def _in_pool(self, purpose: str, then: Callable[[], None]) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-DIAGNOSIS_FIELDS: Final = ("command_id", "device_id", "mac", "ip_address", "logs")
+from protocol.fields import DIAGNOSTICS_UPLOAD_FIELDS as DIAGNOSIS_FIELDS
+
 LOG_FILE: Final = "agent.log"
 UPLOAD_PATH: Final = "/v1/device/diagnostics"
 

@@ -63,9 +63,9 @@ from devices_virtual.driver.wire import (
     decode_body,
     http_request,
 )
+from protocol.dm_channel import CloseCode
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "wss": 443, "ws": 80}
-_REFUSED_CHANNEL_CODE = 4003  # how the agent learns that its certificate is no longer accepted
 _MAX_DOWNLOAD = 256 << 20
 _FAILURES = (OSError, TimeoutError, ssl.SSLError, HttpError, h11.ProtocolError)
 
@@ -307,7 +307,7 @@ class VirtualDevice:
                     stream.close()
                     raise
         except ChannelRefused as exc:
-            code = _REFUSED_CHANNEL_CODE if exc.status in (401, 403) else 1006
+            code = CloseCode.REVOKED if exc.status in (401, 403) else 1006
             self._opening = None
             self._channel_ended(code)
             return

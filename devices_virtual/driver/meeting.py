@@ -38,6 +38,7 @@ from devices_virtual.meeting_client import (
     StoreRoomCredential,
     TimerDue,
 )
+from protocol.signaling import SignalingClose
 
 
 def response_body(response: httpx.Response) -> Any:
@@ -177,7 +178,11 @@ class VirtualMeetingClient:
                             self.feed(SocketMessage(io.now(), message))
             code = ws.close_code or 1000
         except InvalidStatus as exc:
-            code = 4401 if exc.response.status_code == 401 else 4403
+            code = (
+                SignalingClose.UNAUTHENTICATED
+                if exc.response.status_code == 401
+                else SignalingClose.FORBIDDEN
+            )
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else 1006
         except (WebSocketException, OSError, TimeoutError, ssl.SSLError):

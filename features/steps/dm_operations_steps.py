@@ -29,6 +29,7 @@ from devices_virtual.driver.fleet import DeviceSpec, FleetRun
 from devices_virtual.models import CATALOGUE
 from devices_virtual.scenario import parse_scenario
 from features.steps.dm_steps import _admin
+from protocol.dm_channel import ChannelMessageType
 from roomtrust.comply.checks import common, dm_operations
 from roomtrust.testing import region_endpoint, region_engine
 from services.dm.client import DeviceCredential
@@ -110,7 +111,7 @@ class TwinFleet:
                 "payload": {"version": r.get("version")},
             }
             for r in records
-            if r["kind"] == "command" and r["device"] == device.name
+            if r["kind"] == ChannelMessageType.COMMAND and r["device"] == device.name
         ]
 
     def close(self) -> None:
