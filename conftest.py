@@ -20,6 +20,7 @@ DATABASE_FREE = (
     "tests/sim/",
     "tests/infra/",
     "tests/comply/test_comply_negative_controls.py",
+    "tests/comply/checks/",
     "tests/protocol/test_stack.py",
     "tests/roomtrust/test_layers.py",
     "features/test_infra.py",

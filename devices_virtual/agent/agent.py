@@ -12,6 +12,13 @@ What it does:
   sent to the DM service (DM-02);
 - heartbeats (every 30 s, or as the service says) and telemetry with only DM-09 fields;
 - the outbound command channel; config, firmware and diagnostics commands go to the `on_*` hooks;
+- configuration (DM-13): a config command is checked key by key against the model's keys
+  (`devices_virtual.models`) and applied whole or refused whole, naming the key and the reason; the
+  applied values take effect at once (NTP server, proxy test, heartbeat and telemetry intervals,
+  log level, device name, time zone, connectivity checks), outlive a reboot, and the applied
+  version is acknowledged and reported in telemetry (so drift is what the device reports);
+- remote diagnosis (DM-05): on a diagnostics command, it uploads a bundle over mutual TLS holding
+  only the DM-09 diagnosis fields and its own bounded log (`log.AgentLog`, filtered by its level);
 - firmware updates (MT-05): download over mTLS, decrypt with the per-download key from the
   command, verify the signature against the release key built into the model, refuse a bad
   signature, a wrong model or a downgrade with the reason; install to the inactive slot (A/B),
@@ -25,7 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +54,7 @@ from devices_virtual.agent.actions import (
     StoreCredential,
 )
 from devices_virtual.agent.backoff import Backoff
+from devices_virtual.agent.diagnostics import UPLOAD_PATH, diagnostics_bundle
 from devices_virtual.agent.domains import (
     CONNECTIVITY_CHECKS,
     NCSI_BODY,
@@ -76,6 +84,7 @@ from devices_virtual.agent.events import (
     UserOpenedLink,
 )
 from devices_virtual.agent.firmware import SLOT_NAMES, FirmwareState, Update, image_self_test
+from devices_virtual.agent.log import DEBUG, ERROR, INFO, WARNING, AgentLog
 from devices_virtual.agent.telemetry import telemetry_report
 from devices_virtual.models import DeviceModel
 from protocol import dm_channel
@@ -144,6 +153,8 @@ class AgentConfig:
     network: NetworkInfo = field(default_factory=NetworkInfo)
     # The release public key (PEM) built into the model: firmware must be signed with it.
     release_key_pem: str | None = None
+    log_level: str = INFO  # until a configuration sets `log.level`
+    log_lines: int = 200  # the newest lines the log keeps
 
 
 class DeviceAgent:
@@ -153,12 +164,15 @@ class DeviceAgent:
         "_channel_wanted",
         "_checks_left",
         "_checks_ok",
+        "_config_results",
         "_fw",
         "_network_ready",
         "_next_heartbeat",
         "_next_id",
+        "_now",
         "_ntp_server",
         "_pending",
+        "_uploads",
         "channel_open",
         "clock_offset",
         "config",
@@ -172,9 +186,11 @@ class DeviceAgent:
         "identity",
         "in_call",
         "jitter",
+        "log",
         "network",
         "phase",
         "proxy_test_enabled",
+        "settings",
         "software_version",
     )
 
@@ -211,7 +227,13 @@ class DeviceAgent:
         self._booting = False  # inside the preconfigured-domain sequence
         self._network_ready = False
         self._next_heartbeat: float | None = None
+        self._now = 0.0  # the time of the event being handled
         self._fw: FirmwareState | None = None  # made on the first firmware command
+        # The applied configuration: what the DM service set, kept through reboots (flash).
+        self.settings: dict[str, object] = {}
+        self._config_results: dict[Any, dict[str, Any]] = {}  # command -> its acknowledgement
+        self._uploads: dict[int, Any] = {}  # diagnostics upload request -> its command
+        self.log = AgentLog(config.log_level, config.log_lines)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -220,12 +242,34 @@ class DeviceAgent:
         return urlsplit(self.config.dm_url).netloc
 
     @property
+    def device_name(self) -> str:
+        return str(self.settings.get("device.name", self.identity.name))
+
+    @property
+    def time_zone(self) -> str:
+        return str(self.settings.get("time_zone", self.identity.time_zone))
+
+    @property
+    def ntp_servers(self) -> tuple[str, ...]:
+        """The time servers in the order tried: a configured one first, then the preconfigured."""
+        pushed = self.settings.get("ntp.server")
+        if not isinstance(pushed, str):
+            return NTP_SERVERS
+        return (pushed, *(host for host in NTP_SERVERS if host != pushed))
+
+    @property
+    def telemetry_interval(self) -> float:
+        pushed = self.settings.get("dm.telemetry_s")
+        return float(pushed) if isinstance(pushed, int) else self.config.telemetry_s
+
+    @property
     def status(self) -> str:
         if self.faults:
             return "fault"
         return "in_call" if self.in_call else "online"
 
     def handle(self, event: Event) -> list[Action]:
+        self._now = event.now
         match event:
             case PowerOn():
                 return self._power_on(event.now)
@@ -235,11 +279,13 @@ class DeviceAgent:
                 return self._answer(event)
             case NetworkChanged():
                 self.network = event.network
+                self.log.add(event.now, INFO, "network changed: %s", event.network.network_type)
                 return self._leave_dm() + self._start_preconfigured(event.now)
             case DmToggled():
                 return self._toggle(event.now, event.enabled)
             case ChannelOpened():
                 self.channel_open, self._channel_attempts = True, 0
+                self.log.add(event.now, INFO, "command channel open")
                 return []
             case ChannelMessage():
                 return self._channel_message(event.now, event.message)
@@ -257,6 +303,7 @@ class DeviceAgent:
                 return self._open_link(event.link)
             case ProxyTestToggled():
                 self.proxy_test_enabled = event.enabled
+                self.log.add(event.now, INFO, "proxy test switched %s", _on(event.enabled))
                 return []
             case DownloadDone():
                 purpose = self._pending.pop(event.request_id, None)
@@ -271,6 +318,7 @@ class DeviceAgent:
 
     def on_command(self, now: float, command: dict[str, Any]) -> list[Action]:
         kind = command.get("kind")
+        self.log.add(now, INFO, "command %s received: %s", command.get("command_id"), kind)
         if kind == CommandKind.CONFIG:
             return self.on_config_command(now, command)
         if kind == CommandKind.FIRMWARE:
@@ -280,8 +328,73 @@ class DeviceAgent:
         return []
 
     def on_config_command(self, now: float, command: dict[str, Any]) -> list[Action]:
-        """Apply a configuration command. Not implemented yet: no actions, no acknowledgement."""
-        return []
+        """Apply a configuration profile whole, or refuse it whole naming the key and the reason;
+        either way acknowledge the command with its version."""
+        command_id = command.get("command_id")
+        done = self._config_results.get(command_id)
+        if done is not None:  # delivered again: the service missed the acknowledgement
+            return [self.ack(command_id, done)]
+        payload = command.get("payload")
+        version = payload.get("version") if isinstance(payload, dict) else None
+        values = payload.get("values") if isinstance(payload, dict) else None
+        refusal = self._check_profile(version, values)
+        if refusal is not None:
+            key, reason = refusal
+            self.log.add(now, WARNING, "configuration %s refused: %s %s", version, key, reason)
+            result = {"applied": False, "version": version, "key": key, "reason": reason}
+            return self._config_done(command_id, result)
+        assert isinstance(version, str) and isinstance(values, dict)
+        before = dict(self.settings)
+        self.settings.update(values)
+        self.configuration_version = version
+        level = self.settings.get("log.level")
+        if isinstance(level, str):
+            self.log.set_level(level)
+        self.log.add(now, INFO, "configuration %s applied: %s", version, ", ".join(sorted(values)))
+        for key in sorted(values):
+            self.log.add(now, DEBUG, "setting %s = %s", key, values[key])
+        actions = self._config_done(command_id, {"applied": True, "version": version})
+        actions += self._settings_changed(now, before)
+        return actions + (self._telemetry() if self._online else [])
+
+    def _check_profile(self, version: Any, values: Any) -> tuple[str, str] | None:
+        """(key, reason) of the first thing this device refuses in a profile, or None."""
+        if not isinstance(version, str) or not version:
+            return "version", "the command names no version"
+        if not isinstance(values, dict) or not values:
+            return "values", "the command holds no values"
+        model = self.identity.model
+        for key in sorted(values):
+            reason = model.check_setting(str(key), values[key])
+            if reason is not None:
+                return str(key), reason
+        return None
+
+    def _config_done(self, command_id: Any, result: dict[str, Any]) -> list[Action]:
+        self._config_results[command_id] = result
+        while len(self._config_results) > 16:
+            del self._config_results[next(iter(self._config_results))]
+        return [self.ack(command_id, result)]
+
+    def _settings_changed(self, now: float, before: dict[str, object]) -> list[Action]:
+        """Make newly applied values take effect now (the rest take effect where they are read:
+        the next boot's checks, the next report's name and time zone)."""
+
+        def changed(key: str) -> bool:
+            return key in self.settings and self.settings[key] != before.get(key)
+
+        actions: list[Action] = []
+        if changed("network.proxy_test_enabled"):
+            self.proxy_test_enabled = self.settings["network.proxy_test_enabled"] is True
+            if self.proxy_test_enabled and self._network_ready:
+                actions.append(self._request("GET", f"http://{PROXY_TEST_HOST}/", "proxy_test"))
+        if changed("ntp.server") and self._network_ready and not self._booting:
+            actions += [CancelTimer(T_NTP), self._ntp_query_periodic()]
+        if self._online and changed("dm.heartbeat_s"):
+            actions.append(StartTimer(T_HEARTBEAT, now + self.heartbeat_interval))
+        if self._online and changed("dm.telemetry_s"):
+            actions.append(StartTimer(T_TELEMETRY, now + self.telemetry_interval))
+        return actions
 
     def on_firmware_command(self, now: float, command: dict[str, Any]) -> list[Action]:
         """Install an image (`op` install) or boot back into a version (`op` rollback)."""
@@ -312,11 +425,48 @@ class DeviceAgent:
         if len(raw_key) != DOWNLOAD_KEY_BYTES:
             return self._refused(command_id, fw_codes.BAD_COMMAND, "no download key")
         fw.update = Update(command_id, path, raw_key)
+        self.log.add(now, INFO, "firmware %s: downloading", command_id)
         return [self._download(fw.update)]
 
     def on_diagnostics_command(self, now: float, command: dict[str, Any]) -> list[Action]:
-        """Upload a diagnostics bundle. Not implemented yet: no actions."""
-        return []
+        """Upload a bundle of the DM-09 diagnosis fields and this agent's log over mutual TLS; the
+        service's answer to the upload completes the command (no acknowledgement is sent then)."""
+        command_id = command.get("command_id")
+        if command_id in self._uploads.values():  # delivered again while the upload runs
+            return []
+        payload = command.get("payload")
+        path = payload.get("upload", UPLOAD_PATH) if isinstance(payload, dict) else UPLOAD_PATH
+        if not isinstance(path, str) or not path.startswith("/") or self.device_id is None:
+            self.log.add(now, WARNING, "diagnostics %s refused: no upload path", command_id)
+            return [self.ack(command_id, {"uploaded": False, "reason": "no upload path"})]
+        self.log.add(now, INFO, "diagnostics %s: uploading the log", command_id)
+        bundle = diagnostics_bundle(
+            command_id=command_id,
+            device_id=self.device_id,
+            mac=self.identity.mac,
+            ip_address=self.network.ipv4_address,
+            log_lines=self.log.lines(),
+        )
+        request = self._dm_request("POST", path, "diagnostics", bundle)
+        self._uploads[request.request_id] = command_id
+        return [request]
+
+    def _uploaded(
+        self, now: float, request_id: int, status: int | None, failure: str
+    ) -> list[Action]:
+        command_id = self._uploads.pop(request_id, None)
+        if status == 201:
+            self.log.add(now, INFO, "diagnostics %s uploaded", command_id)
+            return []
+        if status in (401, 403):
+            return self._revoked(now)
+        if status is None or status >= 500:  # lost: the service sends it again on reconnect
+            self.log.add(now, WARNING, "diagnostics %s upload failed: %s", command_id, failure)
+            return []
+        self.log.add(now, WARNING, "diagnostics %s upload refused (%s)", command_id, status)
+        if not self.channel_open:
+            return []
+        return [self.ack(command_id, {"uploaded": False, "status": status})]
 
     def on_image_installed(self, event: ImageInstalled) -> list[Action]:
         """The image is in the inactive slot: reboot into it, on trial until the health check."""
@@ -331,6 +481,7 @@ class DeviceAgent:
         fw.slots[fw.inactive] = update.version
         fw.boot_into = fw.inactive
         update.stage = "rebooting"
+        self.log.add(event.now, INFO, "firmware %s installed: rebooting into it", update.version)
         return self._reboot()
 
     # -- firmware (MT-05) -------------------------------------------------------------------------
@@ -380,6 +531,7 @@ class DeviceAgent:
         update.self_test_ok, update.self_test_detail = image_self_test(signed.image)
         update.stage = "installing"
         slot = SLOT_NAMES[self.firmware.inactive]
+        self.log.add(now, INFO, "firmware %s verified; installing to slot %s", update.version, slot)
         return [*actions, InstallImage(slot, update.version, len(signed.image))]
 
     def _reboot(self) -> list[Action]:
@@ -399,7 +551,9 @@ class DeviceAgent:
             problems.append("faulty " + ", ".join(sorted(self.faults)))
         if not problems:
             fw.remember(update.command_id, {"ok": True, "version": self.firmware_version})
+            self.log.add(now, INFO, "firmware %s passed its health check", self.firmware_version)
             return self._start_preconfigured(now)
+        self.log.add(now, ERROR, "firmware %s failed its health check", self.firmware_version)
         fw.boot_into = fw.inactive
         fw.remember(
             update.command_id,
@@ -435,6 +589,7 @@ class DeviceAgent:
         if update is None:
             return []
         result = {"ok": False, "reason": reason, "detail": detail[:200]}
+        self.log.add(self._now, ERROR, "firmware update failed: %s", reason)
         fw.remember(update.command_id, {**result, "version": self.firmware_version})
         return self._report(update.command_id)
 
@@ -477,9 +632,11 @@ class DeviceAgent:
             if fw.update is not None and fw.on_trial:
                 fw.update.stage = "trial"
         self._pending.clear()
+        self._uploads.clear()
         self.channel_open = self._channel_wanted = False
         self._network_ready = False
         self.phase = Phase.BOOTING
+        self.log.add(now, INFO, "power on: firmware %s", self.firmware_version)
         boot = self.config.boot_seconds
         if boot is None:
             boot = self.identity.model.boot_seconds
@@ -488,7 +645,8 @@ class DeviceAgent:
 
     def _start_preconfigured(self, now: float) -> list[Action]:
         self._booting, self._network_ready = True, False
-        if not self.config.connectivity_checks:
+        checks = self.settings.get("connectivity_check.enabled", self.config.connectivity_checks)
+        if checks is False:
             return self._start_time_sync(now)
         self.phase = Phase.CHECKING
         self._checks_left.clear()
@@ -507,7 +665,9 @@ class DeviceAgent:
             return []
         if not self._checks_ok:
             self.phase = Phase.NO_NETWORK
+            self.log.add(now, WARNING, "no connectivity; checking again later")
             return [StartTimer(T_CHECKS, now + self.config.checks_retry_s)]
+        self.log.add(now, INFO, "connectivity checked")
         return self._start_time_sync(now)
 
     def _start_time_sync(self, now: float) -> list[Action]:
@@ -518,14 +678,22 @@ class DeviceAgent:
 
     def _ntp_query(self) -> NtpQuery:
         request_id = self._new_id("ntp")
-        return NtpQuery(request_id, NTP_SERVERS[self._ntp_server])
+        host = self.ntp_servers[self._ntp_server]
+        self.log.add(self._now, DEBUG, "time query to %s", host)
+        return NtpQuery(request_id, host)
 
     def _ntp_answered(self, now: float, server_time: float | None) -> list[Action]:
-        if server_time is None and self._ntp_server + 1 < len(NTP_SERVERS):
+        servers = self.ntp_servers
+        host = servers[min(self._ntp_server, len(servers) - 1)]
+        if server_time is None and self._ntp_server + 1 < len(servers):
+            self.log.add(now, WARNING, "no time from %s", host)
             self._ntp_server += 1
             return [self._ntp_query()]
-        if server_time is not None:
+        if server_time is None:
+            self.log.add(now, WARNING, "no time server answered")
+        else:
             self.clock_offset = server_time - now
+            self.log.add(now, INFO, "clock set from %s", host)
         actions: list[Action] = [StartTimer(T_NTP, now + self.config.ntp_interval_s)]
         if self._booting:
             self._booting, self._network_ready = False, True
@@ -556,6 +724,7 @@ class DeviceAgent:
 
     def _enroll(self) -> list[Action]:
         self.phase = Phase.ENROLLING
+        self.log.add(self._now, INFO, "enrolling with %s", self.dm_host)
         body = {"model": self.identity.model.name, "csr_pem": self.identity.csr_pem}
         return [self._dm_request("POST", "/v1/enroll", "enroll", body, mtls=False)]
 
@@ -563,6 +732,7 @@ class DeviceAgent:
         if status == 201 and isinstance(body, dict):
             self.enrolled, self.enroll_attempts = True, 0
             self.device_id = str(body["device_id"])
+            self.log.add(now, INFO, "enrolled as %s", self.device_id)
             credential = StoreCredential(
                 self.device_id, str(body["certificate_pem"]), str(body["ca_pem"])
             )
@@ -573,12 +743,14 @@ class DeviceAgent:
         self.enroll_attempts += 1
         self.phase = Phase.ENROLL_WAIT
         delay = self.config.enroll_backoff.delay(self.enroll_attempts, self.jitter)
+        self.log.add(now, WARNING, "not enrolled; asking again in %.0f s", delay)
         return [StartTimer(T_ENROLL, now + delay)]
 
     def _start_session(self, now: float) -> list[Action]:
         self.phase = Phase.ONLINE
+        self.log.add(now, INFO, "DM session started")
         actions: list[Action] = [self._heartbeat(), *self._telemetry()]
-        actions.append(StartTimer(T_TELEMETRY, now + self.config.telemetry_s))
+        actions.append(StartTimer(T_TELEMETRY, now + self.telemetry_interval))
         actions += [self._health(c, d) for c, d in sorted(self.faults.items())]
         if self.config.command_channel:
             actions.append(self._open_channel())
@@ -590,11 +762,13 @@ class DeviceAgent:
             "software_version": self.software_version,
             "firmware_version": self.firmware_version,
         }
+        self.log.add(self._now, DEBUG, "heartbeat: %s", self.status)
         return self._dm_request("POST", "/v1/device/heartbeat", "heartbeat", body)
 
     def _telemetry(self) -> list[Action]:
+        self.log.add(self._now, DEBUG, "telemetry: configuration %s", self.configuration_version)
         report = telemetry_report(
-            device_name=self.identity.name,
+            device_name=self.device_name,
             mac=self.identity.mac,
             serial_number=self.identity.serial_number,
             server_address=self.dm_host,
@@ -603,7 +777,7 @@ class DeviceAgent:
             status=self.status,
             configuration_version=self.configuration_version,
             network=self.network,
-            time_zone=self.identity.time_zone,
+            time_zone=self.time_zone,
         )
         return [self._dm_request("POST", "/v1/device/telemetry", "telemetry", report)]
 
@@ -626,22 +800,27 @@ class DeviceAgent:
         if detail is None:
             if self.faults.pop(component, None) is None:
                 return []
+            self.log.add(now, INFO, "%s ok again", component)
         else:
             self.faults[component] = detail or f"{component} fault"
+            self.log.add(now, ERROR, "%s fault: %s", component, self.faults[component])
         if not self._online:
             return []
         actions: list[Action] = [self._health(component, self.faults.get(component))]
         return actions + (self._telemetry() if self.status != was else [])
 
     def _session_answered(self, now: float, purpose: str, status: int | None) -> list[Action]:
+        if status is None or not 200 <= status < 300:
+            self.log.add(now, WARNING, "%s not accepted (%s)", purpose, status or "no answer")
         if status in (401, 403):
             return self._revoked(now)
         if purpose == "heartbeat":
-            return [StartTimer(T_HEARTBEAT, now + self._heartbeat_interval)]
+            return [StartTimer(T_HEARTBEAT, now + self.heartbeat_interval)]
         return []
 
     def _revoked(self, now: float) -> list[Action]:
         """The service no longer knows this certificate (un-deployed): back to enrollment."""
+        self.log.add(now, WARNING, "certificate refused: enrolling again")
         self.enrolled, self.device_id = False, None
         actions = self._leave_dm()
         actions.append(ForgetCredential())
@@ -650,6 +829,7 @@ class DeviceAgent:
     def _leave_dm(self) -> list[Action]:
         """Stop every DM activity: timers, requests in flight, the channel and pooled connections."""
         self._pending = {k: v for k, v in self._pending.items() if not v.startswith("dm:")}
+        self._uploads.clear()
         actions: list[Action] = [CancelTimer(name) for name in DM_TIMERS]
         if self._channel_wanted or self.phase is Phase.ONLINE:
             actions.append(CloseDmSession())
@@ -660,6 +840,7 @@ class DeviceAgent:
         if enabled == self.dm_enabled:
             return []
         self.dm_enabled = enabled
+        self.log.add(now, INFO, "DM connection switched %s", _on(enabled))
         if not enabled:
             actions = self._leave_dm()
             if self._network_ready:
@@ -688,6 +869,7 @@ class DeviceAgent:
             return self._revoked(now)
         self._channel_attempts += 1
         delay = self.config.channel_backoff.delay(self._channel_attempts, self.jitter)
+        self.log.add(now, WARNING, "command channel closed (%s); reopening in %.0f s", code, delay)
         return [StartTimer(T_CHANNEL, now + delay)]
 
     def ack(self, command_id: Any, result: dict[str, Any]) -> SendChannel:
@@ -697,7 +879,11 @@ class DeviceAgent:
     # -- timers and answers -----------------------------------------------------------------------
 
     @property
-    def _heartbeat_interval(self) -> float:
+    def heartbeat_interval(self) -> float:
+        """An administrator's `dm.heartbeat_s` first, else what the service last said."""
+        pushed = self.settings.get("dm.heartbeat_s")
+        if isinstance(pushed, int):
+            return float(pushed)
         return self._next_heartbeat or self.config.heartbeat_s
 
     def _timer(self, now: float, name: str) -> list[Action]:
@@ -716,7 +902,7 @@ class DeviceAgent:
         if name == T_HEARTBEAT:
             return [self._heartbeat()]
         if name == T_TELEMETRY:
-            return [*self._telemetry(), StartTimer(T_TELEMETRY, now + self.config.telemetry_s)]
+            return [*self._telemetry(), StartTimer(T_TELEMETRY, now + self.telemetry_interval)]
         if name == T_CHANNEL and self.config.command_channel and not self.channel_open:
             return [self._open_channel()]
         return []
@@ -742,6 +928,9 @@ class DeviceAgent:
             return self._downloaded(now, event.request_id, status or 0, b"", failure)
         if purpose == "dm:enroll":
             return self._enroll_answered(now, status or 0, body)
+        if purpose == "dm:diagnostics":
+            failure = event.reason if isinstance(event, RequestFailed) else ""
+            return self._uploaded(now, event.request_id, status, failure)
         if purpose == "dm:heartbeat" and status == 200 and isinstance(body, dict):
             interval = body.get("next_heartbeat_s")
             if isinstance(interval, int | float) and interval > 0:
@@ -773,9 +962,9 @@ class DeviceAgent:
             request_id, method, self.config.dm_url + path, "dm", purpose, body, mtls=mtls
         )
 
-    def with_config(self, **changes: Any) -> None:
-        """Change configuration between runs (tests, simulator sweeps)."""
-        self.config = replace(self.config, **changes)
+
+def _on(enabled: bool) -> str:
+    return "on" if enabled else "off"
 
 
 def _check_ok(status: int | None, body: Any) -> bool:

@@ -20,6 +20,7 @@ import ssl
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any, assert_never
 from urllib.parse import SplitResult, urlsplit
 
 import h11
@@ -62,9 +63,9 @@ from devices_virtual.driver.wire import (
     decode_body,
     http_request,
 )
+from protocol.dm_channel import CloseCode
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "wss": 443, "ws": 80}
-_REFUSED_CHANNEL_CODE = 4003  # how the agent learns that its certificate is no longer accepted
 _MAX_DOWNLOAD = 256 << 20
 _FAILURES = (OSError, TimeoutError, ssl.SSLError, HttpError, h11.ProtocolError)
 
@@ -165,6 +166,8 @@ class VirtualDevice:
                 # a virtual device's flash: writing the verified image to its slot cannot fail
                 event = ImageInstalled(io.now(), action.version, True)
                 io.loop.call_soon(self.feed, event)
+            case _:
+                assert_never(action)
 
     def _fire(self, name: str) -> None:
         self.timers.pop(name, None)
@@ -304,7 +307,7 @@ class VirtualDevice:
                     stream.close()
                     raise
         except ChannelRefused as exc:
-            code = _REFUSED_CHANNEL_CODE if exc.status in (401, 403) else 1006
+            code = CloseCode.REVOKED if exc.status in (401, 403) else 1006
             self._opening = None
             self._channel_ended(code)
             return
@@ -323,6 +326,7 @@ class VirtualDevice:
             return
         if isinstance(message, dict):
             self.stats[_stat("command")] += 1
+            self.io.log(_received(self.name, message))
             self.feed(ChannelMessage(self.io.now(), message))
 
     def _channel_ended(self, code: int) -> None:
@@ -352,6 +356,16 @@ class VirtualDevice:
             timer.cancel()
         self.timers.clear()
         await self.close_dm_session()
+
+
+def _received(device: str, message: dict[str, Any]) -> dict[str, Any]:
+    """The log record of a message on the command channel: its id, kind and (for a profile) the
+    version, never the payload (a firmware command carries a download key)."""
+    payload = message.get("payload")
+    version = payload.get("version") if isinstance(payload, dict) else None
+    record = {"kind": "command", "device": device, "type": message.get("type")}
+    record.update(command_id=message.get("command_id"), command=message.get("kind"))
+    return {**record, "version": version} if message.get("kind") == "config" else record
 
 
 def _target(parts: SplitResult) -> str:

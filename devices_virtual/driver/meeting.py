@@ -12,7 +12,7 @@ import json
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +38,7 @@ from devices_virtual.meeting_client import (
     StoreRoomCredential,
     TimerDue,
 )
+from protocol.signaling import SignalingClose
 
 
 def response_body(response: httpx.Response) -> Any:
@@ -119,6 +120,8 @@ class VirtualMeetingClient:
             case Show():
                 self.shown.append(action)
                 io.log({"kind": f"show.{action.kind}", "client": self.name, "text": action.text})
+            case _:
+                assert_never(action)
 
     def _fire(self, name: str) -> None:
         self.timers.pop(name, None)
@@ -175,7 +178,11 @@ class VirtualMeetingClient:
                             self.feed(SocketMessage(io.now(), message))
             code = ws.close_code or 1000
         except InvalidStatus as exc:
-            code = 4401 if exc.response.status_code == 401 else 4403
+            code = (
+                SignalingClose.UNAUTHENTICATED
+                if exc.response.status_code == 401
+                else SignalingClose.FORBIDDEN
+            )
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else 1006
         except (WebSocketException, OSError, TimeoutError, ssl.SSLError):

@@ -3,8 +3,10 @@
 - HTTP: `/ncsi.txt` answers "Microsoft NCSI" (www.msftncsi.com), `/generate_204` answers 204
   (www.google.com); any other path 200 (the proxy test site).
 - HTTPS with a stand-in CA: the vendor web and support links (www.yealink.com, support.yealink.com).
-- SNTP over UDP: time.windows.com and pool.ntp.org.
-Each server counts what it served, so tests can see the devices really reached them.
+- SNTP over UDP: time.windows.com and pool.ntp.org; and, on request, a time server of the
+  enterprise's own (`add_ntp_host`), as an administrator may configure one (`ntp.server`).
+Each server counts what it served (`served`: "ntp" for the preconfigured time servers,
+"ntp <host>" for an added one), so tests can see the devices really reached them.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def _response(path: str) -> bytes:
 
 
 class _Sntp(asyncio.DatagramProtocol):
-    def __init__(self, served: Counter[str]) -> None:
+    def __init__(self, served: Counter[str], key: str = "ntp") -> None:
         self.served = served
+        self.key = key
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -55,7 +58,7 @@ class _Sntp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         answer = sntp.reply(data, time.time())
         if answer is not None and self.transport is not None:
-            self.served["ntp"] += 1
+            self.served[self.key] += 1
             self.transport.sendto(answer, addr)
 
 
@@ -65,6 +68,7 @@ class Standins:
         self.resolver = Resolver()
         self._servers: list[asyncio.Server] = []
         self._udp: asyncio.DatagramTransport | None = None
+        self._extra_udp: list[asyncio.DatagramTransport] = []
         self._dir = tempfile.TemporaryDirectory(prefix="roomtrust-standins-")
         self.ca_file = Path(self._dir.name) / "ca.pem"
         self.client_ssl: ssl.SSLContext | None = None
@@ -115,10 +119,24 @@ class Standins:
             self.resolver.add(host, "ntp", ntp_port)
         return self
 
+    async def add_ntp_host(self, host: str) -> int:
+        """Serve SNTP for `host` on a UDP port of its own (answers counted as "ntp <host>") and
+        add it to the resolver table; returns the port."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Sntp(self.served, f"ntp {host}"), local_addr=("127.0.0.1", 0)
+        )
+        self._extra_udp.append(transport)
+        port: int = transport.get_extra_info("sockname")[1]
+        self.resolver.add(host, "ntp", port)
+        return port
+
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
             await server.wait_closed()
         if self._udp is not None:
             self._udp.close()
+        for transport in self._extra_udp:
+            transport.close()
         self._dir.cleanup()

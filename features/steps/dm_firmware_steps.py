@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import websockets
 from pytest_bdd import given, parsers, then, when
@@ -27,6 +28,8 @@ from devices_virtual.driver.device import VirtualDevice
 from devices_virtual.driver.fleet import FleetRun
 from devices_virtual.models import get_model
 from protocol.stack import Stack
+from roomtrust.comply.checks import common
+from roomtrust.comply.checks import firmware as checks
 from roomtrust.harness.fleets import fleet_admin, fleet_scenario, start_fleet
 from services.common import firmware
 from services.dm.cli import parse_amount
@@ -86,13 +89,13 @@ def _admin(fw: dict[str, Any]) -> DmAdmin:
     return fleet.admin if fleet.admin is not None else fw["admin"]
 
 
-def _poll(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
+def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float = WAIT_S) -> T:
+    """What `fetch` gives once `done` holds for it, or at the timeout (the check then judges)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
-        if value:
+        value = fetch()
+        if done(value) or time.monotonic() >= deadline:
             return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.3)
 
 
@@ -153,48 +156,48 @@ def _status(fw: dict[str, Any]) -> dict[str, Any]:
     return _admin(fw).rollout(fw["rollout"]["rollout_id"])
 
 
+def _slots(fw: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each device's agent holds: its running version, active slot and slots."""
+    return [
+        {
+            "device": str(d.agent.device_id),
+            "version": d.agent.firmware_version,
+            "active": d.agent.firmware.active,
+            "slots": list(d.agent.firmware.slots),
+        }
+        for d in fw["fleet"].devices
+    ]
+
+
+def _listed(fw: dict[str, Any]) -> dict[str, str | None]:
+    """The DM service's device list: device id -> firmware version."""
+    return {d["device_id"]: d["firmware_version"] for d in _admin(fw).devices()}
+
+
 # -- outcomes ------------------------------------------------------------------------------------
 
 
 @then(parsers.parse('the rollout completes with waves of sizes "{sizes}"'))
 def _completed(fw: dict[str, Any], sizes: str) -> None:
-    status = _poll(lambda: (s := _status(fw))["state"] != "running" and s, "the rollout to end")
-    assert status["state"] == "completed", status
-    assert [w["size"] for w in status["waves"]] == [int(n) for n in sizes.split(",")]
-    assert all(w["updated"] == w["size"] for w in status["waves"])
+    status = _poll(lambda: _status(fw), lambda s: s["state"] != "running")
     steps = [
         (e["action"], e["detail"].get("wave"))
         for e in reversed(_admin(fw).oplog())
         if e["target"] == status["rollout_id"] and e["action"].startswith("rollout.wave")
     ]
-    order = [
-        step
-        for n in range(1, len(status["waves"]) + 1)
-        for step in (
-            ("rollout.wave_start", str(n)),
-            ("rollout.wave_done", str(n)),
-        )
-    ]
-    assert steps == order  # each wave starts only once the one before is done
+    checks.rollout_completed_in_waves(status, [int(n) for n in sizes.split(",")], steps)
 
 
 @then(parsers.parse('every room system runs "{version}" from its second slot'))
 def _second_slot(fw: dict[str, Any], version: str) -> None:
-    for device in fw["fleet"].devices:
-        slots = device.agent.firmware
-        assert device.agent.firmware_version == version
-        assert slots.active == 1 and slots.slots == [fw["factory"], version]
+    checks.runs_from_second_slot(_slots(fw), fw["factory"], version)
 
 
 @then(parsers.parse('the DM service lists every room system with firmware "{version}"'))
-def _listed(fw: dict[str, Any], version: str) -> None:
+def _listed_with(fw: dict[str, Any], version: str) -> None:
     ids = {str(d.agent.device_id) for d in fw["fleet"].devices}
-
-    def reported() -> bool:
-        listed = {d["device_id"]: d["firmware_version"] for d in _admin(fw).devices()}
-        return {listed[i] for i in ids} == {version}
-
-    _poll(reported, "every device to report its new version")
+    listed = _poll(lambda: _listed(fw), lambda got: {got.get(i) for i in ids} == {version})
+    checks.fleet_listed_with(listed, ids, version)
 
 
 def _results(fw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -205,43 +208,42 @@ def _results(fw: dict[str, Any]) -> list[dict[str, Any]]:
 @then(parsers.parse('every room system refuses the image as "{reason}"'))
 def _refused(fw: dict[str, Any], reason: str) -> None:
     count = len(fw["fleet"].devices)
-    _poll(lambda: _status(fw)["totals"]["failed"] == count, "every device to report")
-    results = _results(fw)
-    assert len(results) == count
-    assert {(r["ok"], r["reason"]) for r in results} == {(False, reason)}
+    _poll(lambda: _status(fw), lambda s: s["totals"]["failed"] == count)
     failures = [e for e in _admin(fw).oplog() if e["action"] == "rollout.device_failed"]
-    assert {e["target"] for e in failures} == {str(d.agent.device_id) for d in fw["fleet"].devices}
+    checks.refused_everywhere(
+        _results(fw),
+        [str(d.agent.device_id) for d in fw["fleet"].devices],
+        [e["target"] for e in failures],
+        reason,
+    )
 
 
 @then("the rollout is paused at its error threshold")
 def _paused(fw: dict[str, Any]) -> None:
-    status = _poll(lambda: (s := _status(fw))["state"] == "paused" and s, "the pause")
-    assert "reached its error threshold" in str(status["reason"])
+    checks.paused_at_threshold(_poll(lambda: _status(fw), lambda s: s["state"] == "paused"))
 
 
 @then("no room system left its version")
 def _kept(fw: dict[str, Any]) -> None:
-    for device in fw["fleet"].devices:
-        assert device.agent.firmware_version == fw["factory"]
-        assert device.agent.firmware.slots == [fw["factory"], None]
-    listed = {d["device_id"]: d["firmware_version"] for d in _admin(fw).devices()}
-    assert {listed[str(d.agent.device_id)] for d in fw["fleet"].devices} == {fw["factory"]}
+    checks.kept_version(_slots(fw), _listed(fw), fw["factory"])
 
 
 @then(parsers.parse('every room system reports "{reason}" and runs its previous version again'))
 def _rolled_back(fw: dict[str, Any], reason: str) -> None:
     count = len(fw["fleet"].devices)
-    _poll(lambda: _status(fw)["totals"]["failed"] == count, "every device to report")
-    for result in _results(fw):
-        assert result["reason"] == reason and result["rolled_back"] is True
-        assert result["failed_version"] == fw["version"] and result["version"] == fw["factory"]
-    for device in fw["fleet"].devices:
-        assert device.agent.firmware_version == fw["factory"]
-        assert device.agent.firmware.slots == [fw["factory"], fw["version"]]  # it was installed
-        assert device.agent.firmware.active == 0
+    _poll(lambda: _status(fw), lambda s: s["totals"]["failed"] == count)
+    checks.rolled_back(_results(fw), _slots(fw), reason, fw["version"], fw["factory"])
 
 
 # -- one room system by hand: the encrypted download ------------------------------------------------
+
+
+def _body(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _ws(url: str) -> str:
@@ -304,13 +306,17 @@ def _roll_out_to_one(fw: dict[str, Any], model: str, version: str) -> None:
 def _command(fw: dict[str, Any]) -> None:
     device: DeviceCredential = fw["device"]
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> dict[str, Any] | None:
         async with websockets.connect(_ws(fw["url"]), ssl=device.ssl_context(fw["ca"])) as ws:
-            message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            try:
+                message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            except TimeoutError:
+                return None
             return message
 
     command = asyncio.run(receive())
-    assert command["kind"] == "firmware" and command["payload"]["op"] == "install"
+    checks.install_command(command)
+    assert command is not None
     fw["command"] = command["payload"]
 
 
@@ -318,29 +324,26 @@ def _command(fw: dict[str, Any]) -> None:
 def _ciphertext(fw: dict[str, Any]) -> None:
     with fw["device"].client(fw["url"], fw["ca"]) as http:
         response = http.get(fw["command"]["download"])
-    assert response.status_code == 200
     fw["ciphertext"] = response.content
-    assert fw["marker"] not in response.content
-    assert fw["plain"][:32] not in response.content
+    checks.download_is_ciphertext(response.status_code, response.content, fw["marker"], fw["plain"])
 
 
 @then("the key from the command decrypts it to an image signed with the region's release key")
 def _decrypts(fw: dict[str, Any]) -> None:
-    key = base64.b64decode(fw["command"]["key"])
     download_id = fw["command"]["download"].rsplit("/", 1)[-1]
-    package = firmware.decrypt_download(fw["ciphertext"], key, context=download_id.encode())
-    release = firmware.load_public_key(fw["admin"].release_key().encode())
-    signed = firmware.verify_package(
-        package, release, model="MeetingBoard 86", installed_version=fw["factory"]
+    checks.decrypts_to_signed_image(
+        fw["ciphertext"],
+        key=base64.b64decode(fw["command"]["key"]),
+        context=download_id.encode(),
+        release_key_pem=fw["admin"].release_key().encode(),
+        model="MeetingBoard 86",
+        installed_version=fw["factory"],
+        plain=fw["plain"],
     )
-    assert signed.image == fw["plain"]
-    with pytest.raises(firmware.FirmwareRejected):
-        firmware.decrypt_download(fw["ciphertext"], firmware.new_download_key())
 
 
 @then("another room system's certificate cannot fetch that download")
 def _not_for_others(fw: dict[str, Any]) -> None:
     with fw["other"].client(fw["url"], fw["ca"]) as http:
         response = http.get(fw["command"]["download"])
-    assert response.status_code == 404
-    assert response.json()["field"] == "download_id"
+    common.answer_names_field(response.status_code, _body(response), 404, "download_id")

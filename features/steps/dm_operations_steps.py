@@ -1,20 +1,143 @@
-"""Steps of features/dm_operations.feature (DM-05, DM-08, DM-13)."""
+"""Steps of features/dm_operations.feature (DM-05, DM-08, DM-13).
+
+The bulk push goes to virtual room systems (the asyncio driver: their own certificates, their own
+outbound command channels, the real device agent), running on an event loop of their own in a
+background thread while the steps act as the administrator. The steps send no device-protocol
+message there: each agent applies the profile and acknowledges its version by itself. The
+diagnostics scenario's device is a hand-made client that uploads what it is told to, extra fields
+included (a tampering device).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
+import sqlalchemy as sa
 import websockets
 from pytest_bdd import given, parsers, then, when
 
-from features.steps.dm_steps import _admin, _device
+from devices_virtual.driver.device import VirtualDevice
+from devices_virtual.driver.fleet import DeviceSpec, FleetRun
+from devices_virtual.models import CATALOGUE
+from devices_virtual.scenario import parse_scenario
+from features.steps.dm_steps import _admin
+from protocol.dm_channel import ChannelMessageType
 from protocol.stack import Stack
 from roomtrust.comply.checks import common, dm_operations
+from roomtrust.harness.stores import region_engine
 from services.dm.client import DeviceCredential
+
+T = TypeVar("T")
+WAIT_S = 60.0
+COMMANDS = sa.table(
+    "device_commands",
+    sa.column("device_id"),
+    sa.column("kind"),
+    sa.column("payload", sa.JSON),
+    sa.column("result", sa.JSON),
+)
+
+
+class TwinFleet:
+    """Virtual room systems on an event loop in a thread of their own."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.run: FleetRun | None = None
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+
+    def read(self, look: Callable[[], T]) -> T:
+        """`look()` evaluated on the fleet's loop (the devices' state is the loop's)."""
+
+        async def on_loop() -> T:
+            return look()
+
+        return self.call(on_loop())
+
+    def start(self, stack: Stack, work_dir: Path, region: str, count: int) -> FleetRun:
+        """`count` room systems, the catalogue's models in turn; not yet deployed or powered."""
+        models = [list(CATALOGUE)[i % len(CATALOGUE)] for i in range(count)]
+        scenario = parse_scenario(
+            {
+                "name": f"features-config-{secrets.token_hex(2)}",
+                "seeds": [7],
+                "timing": {"heartbeat_s": 600, "telemetry_s": 3600, "boot_scale": 0},
+                "fleets": [
+                    {
+                        "name": "rooms",
+                        "dm_region": region,
+                        "sites": [{"name": "HQ", "time_zone": "UTC"}],
+                        "models": {m: models.count(m) for m in dict.fromkeys(models)},
+                    }
+                ],
+                "phases": [{"kind": "deploy"}, {"kind": "enroll"}],  # played by the steps
+            }
+        )
+        self.run = FleetRun(scenario, stack, work_dir, keep_connections=True)
+        self.call(self.run.start())
+        return self.run
+
+    @property
+    def fleet(self) -> tuple[list[DeviceSpec], list[VirtualDevice]]:
+        assert self.run is not None, "no room systems in this scenario"
+        state = self.run.fleets["rooms"]
+        return state.specs, state.devices
+
+    def power_on(self, devices: list[VirtualDevice]) -> None:
+        for device in devices:
+            self.loop.call_soon_threadsafe(device.power_on)
+
+    def commands(self, device: VirtualDevice) -> list[dict[str, Any]]:
+        """The commands the room system received on its channel, as its driver logged them."""
+        assert self.run is not None
+        run = self.run
+        records = self.read(lambda: list(run.records))
+        return [
+            {
+                "type": r["type"],
+                "command_id": r["command_id"],
+                "kind": r["command"],
+                "payload": {"version": r.get("version")},
+            }
+            for r in records
+            if r["kind"] == ChannelMessageType.COMMAND and r["device"] == device.name
+        ]
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.call(self.run.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def twin_fleet() -> Iterator[TwinFleet]:
+    fleet = TwinFleet()
+    yield fleet
+    fleet.close()
+
+
+def _poll(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def _ws(url: str) -> str:
@@ -22,24 +145,14 @@ def _ws(url: str) -> str:
 
 
 async def _collect(
-    device: DeviceCredential, url: str, ca: Path, wait: float, ack: bool
+    device: DeviceCredential, url: str, ca: Path, wait: float
 ) -> list[dict[str, Any]]:
+    """What the hand-made device receives on its command channel within `wait` seconds."""
     got: list[dict[str, Any]] = []
     async with websockets.connect(_ws(url), ssl=device.ssl_context(ca)) as ws:
         try:
             while True:
-                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=wait))
-                got.append(message)
-                if ack:
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "type": "ack",
-                                "command_id": message["command_id"],
-                                "result": {"applied": True},
-                            }
-                        )
-                    )
+                got.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=wait)))
         except TimeoutError:
             pass
     return got
@@ -83,19 +196,28 @@ def _logged(ctx: dict[str, Any]) -> None:
         "{here:d} enrolled devices at the site and {there:d} enrolled device at another site"
     )
 )
-def _spread(stack: Stack, ctx: dict[str, Any], tmp_path: Path, here: int, there: int) -> None:
-    endpoint = stack.endpoint("dm", ctx["region"])
-    url, ca = endpoint.url, endpoint.ca_file
+def _spread(
+    stack: Stack,
+    ctx: dict[str, Any],
+    twin_fleet: TwinFleet,
+    tmp_path: Path,
+    here: int,
+    there: int,
+) -> None:
+    """Room systems deployed by the scenario's administrator, then powered up: each enrolls with
+    its own key and opens its own command channel."""
+    twin_fleet.start(stack, tmp_path, ctx["region"], here + there)
+    specs, devices = twin_fleet.fleet
     other = ctx["admin"].create_site(f"Other-{secrets.token_hex(2)}", "UTC")
-    ctx["here"], ctx["there"] = [], []
-    for site, count, bucket in ((ctx["site"], here, "here"), (other, there, "there")):
-        for _ in range(count):
-            device = _device(tmp_path, "MeetingBar A20")
-            device.device_id = ctx["admin"].deploy(
-                device.mac, device.serial_number, device.model, site
-            )
-            assert device.enroll(url, ca).status_code == 201
-            ctx[bucket].append(device)
+    sites = [ctx["site"]] * here + [other] * there
+    for spec, site in zip(specs, sites, strict=True):
+        ctx["admin"].deploy(spec.mac, spec.serial_number, spec.model, site, name=spec.name)
+    twin_fleet.power_on(devices)
+    _poll(
+        lambda: twin_fleet.read(lambda: all(d.agent.channel_open for d in devices)),
+        f"{len(devices)} room systems to come online",
+    )
+    ctx["here"], ctx["there"] = devices[:here], devices[here:]
 
 
 @when(parsers.parse('the administrator pushes a profile setting "{key}" to {value:d} to the site'))
@@ -108,36 +230,78 @@ def _push(ctx: dict[str, Any], key: str, value: int) -> None:
 
 
 @then("every device at the site receives the profile and acknowledges its version")
-def _received(stack: Stack, ctx: dict[str, Any]) -> None:
-    endpoint = stack.endpoint("dm", ctx["region"])
-    url, ca = endpoint.url, endpoint.ca_file
-
-    async def run() -> list[list[dict[str, Any]]]:
-        return await asyncio.gather(*(_collect(d, url, ca, 1.5, True) for d in ctx["here"]))
-
-    results = asyncio.run(run())
-    received = {str(d.device_id): r for d, r in zip(ctx["here"], results, strict=True)}
-    dm_operations.profile_delivered(
-        [str(i) for i in ctx["pushed"]["device_ids"]], list(received), received, ctx["version"]
+def _received(stack: Stack, ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
+    here: list[VirtualDevice] = ctx["here"]
+    version = ctx["version"]
+    # each agent acknowledges the version when it has applied it
+    _poll(
+        lambda: (
+            twin_fleet.read(lambda: all(d.agent.configuration_version == version for d in here))
+            or None
+        ),
+        "every room system at the site to apply the profile",
+        timeout=30,
     )
+    received = {str(d.agent.device_id): twin_fleet.commands(d) for d in here}
+    dm_operations.profile_delivered(
+        [str(i) for i in ctx["pushed"]["device_ids"]], list(received), received, version
+    )
+    # what the region recorded of each device's own acknowledgement (committed a moment later)
+    deadline = time.monotonic() + 20
+    acks = _acks(stack, ctx["region"], list(received), version)
+    while None in acks.values() and time.monotonic() < deadline:
+        time.sleep(0.3)
+        acks = _acks(stack, ctx["region"], list(received), version)
+    dm_operations.profile_acknowledged(acks, version)
+
+
+def _acks(
+    stack: Stack, region: str, device_ids: list[str], version: str
+) -> dict[str, dict[str, Any] | None]:
+    """Each device -> the result of its acknowledgement of the profile's command, as the region
+    stored it (None while there is none)."""
+    engine = region_engine(stack, "dm", region)
+    query = sa.select(COMMANDS.c.device_id, COMMANDS.c.payload, COMMANDS.c.result).where(
+        COMMANDS.c.kind == "config", COMMANDS.c.device_id.in_(device_ids)
+    )
+    try:
+        with engine.connect() as conn:
+            rows = list(conn.execute(query))
+    finally:
+        engine.dispose()
+    acks: dict[str, dict[str, Any] | None] = dict.fromkeys(device_ids)
+    for device_id, payload, result in rows:
+        if isinstance(payload, dict) and payload.get("version") == version:
+            acks[device_id] = result
+    return acks
 
 
 @then("the device at the other site receives nothing")
-def _nothing(stack: Stack, ctx: dict[str, Any]) -> None:
-    endpoint = stack.endpoint("dm", ctx["region"])
-    url, ca = endpoint.url, endpoint.ca_file
-    received = {
-        str(device.device_id): asyncio.run(_collect(device, url, ca, 1.0, False))
-        for device in ctx["there"]
-    }
+def _nothing(ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
+    time.sleep(1.0)  # what the push sent has long arrived at the site's room systems
+    received = {str(d.agent.device_id): twin_fleet.commands(d) for d in ctx["there"]}
     dm_operations.nothing_delivered(received)
 
 
 @then("no device of the site drifts from the profile")
-def _no_drift(ctx: dict[str, Any]) -> None:
-    ids = {d.device_id for d in ctx["here"]}
-    drift = ctx["admin"].http.get("/v1/config/drift").json()
-    listed = {d["device_id"] for d in ctx["admin"].devices() if d["device_id"] in ids}
+def _no_drift(ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
+    ids = {str(d.agent.device_id) for d in ctx["here"]}
+
+    def observed() -> tuple[list[dict[str, Any]], set[str]]:
+        drift = ctx["admin"].http.get("/v1/config/drift").json()
+        listed = {
+            d["device_id"]
+            for d in ctx["admin"].devices()
+            if d["device_id"] in ids and d["configuration_version"] == ctx["version"]
+        }
+        return drift, listed
+
+    # the acknowledgements are committed a moment after they are sent: look until they are in
+    deadline = time.monotonic() + 20
+    drift, listed = observed()
+    while listed != ids and time.monotonic() < deadline:
+        time.sleep(0.3)
+        drift, listed = observed()
     dm_operations.no_drift(drift, ids, listed)
 
 
@@ -153,7 +317,7 @@ def _request_diag(stack: Stack, ctx: dict[str, Any], device: DeviceCredential) -
     endpoint = stack.endpoint("dm", ctx["region"])
     url, ca = endpoint.url, endpoint.ca_file
     ctx["command"] = ctx["admin"].request_diagnostics(str(device.device_id))
-    received = asyncio.run(_collect(device, url, ca, 1.0, False))
+    received = asyncio.run(_collect(device, url, ca, 1.0))
     assert [m["kind"] for m in received] == ["diagnostics"]
 
 

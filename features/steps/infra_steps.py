@@ -11,6 +11,7 @@ from pytest_bdd import given, parsers, then
 from infra.policy import checks
 from infra.policy.faults import FAULTS
 from infra.policy.graph import Graph
+from roomtrust.comply.checks import infra as verdicts
 from roomtrust.comply.evidence import Evidence, nonempty
 from roomtrust.comply.fixtures import comply_target, evidence
 from roomtrust.comply.targets import Target
@@ -35,12 +36,8 @@ def _of_service(graphs: Graphs, service: str) -> Graphs:
 
 def _passes(graphs: Graphs, claim: str, evidence: Evidence, label: str) -> None:
     results = [checks.check(claim, graph) for graph in graphs.values()]
-    nonempty(results, "check result")
     evidence.write_json(f"{claim}-{label}.json", [r.as_dict() for r in results])
-    for result in results:
-        assert result.selected > 0, f"{result.stack}: {claim} selected no resource"
-    failed = [f"{r.stack}: {v.message} ({v.urn})" for r in results for v in r.violations]
-    assert not failed, "\n".join(failed[:20])
+    verdicts.stacks_pass([r.as_dict() for r in results], claim)
 
 
 @then(parsers.parse('every stack passes the "{claim}" check'))
@@ -57,23 +54,22 @@ def _every_service_stack_passes(
 
 @then(parsers.parse('the "{service}" stacks run on "{cloud}" in exactly the regions "{regions}"'))
 def _regions_exactly(graphs: Graphs, service: str, cloud: str, regions: str) -> None:
-    chosen = _of_service(graphs, service)
-    seen_regions = set()
-    for name, document in chosen.items():
-        graph = Graph(document)
-        seen_regions.add(graph.meta().region)
-        providers = {p["type"] for p in graph.providers()}
-        assert providers == {f"pulumi:providers:{cloud}"}, f"{name}: providers {providers}"
-        clouds = {r["type"].split(":", 1)[0] for r in graph.custom()}
-        assert clouds == {cloud}, f"{name}: resources of {clouds}"
-    assert seen_regions == {r.strip() for r in regions.split(",")}
+    stacks = {
+        name: {
+            "region": graph.meta().region,
+            "providers": sorted({p["type"] for p in graph.providers()}),
+            "clouds": sorted({r["type"].split(":", 1)[0] for r in graph.custom()}),
+        }
+        for name, graph in ((n, Graph(d)) for n, d in _of_service(graphs, service).items())
+    }
+    verdicts.stacks_on_cloud(stacks, cloud, [r.strip() for r in regions.split(",")])
 
 
 @then("there is exactly one stack per environment and region")
 def _one_stack_each(graphs: Graphs, evidence: Evidence) -> None:
     problems = checks.stack_set_violations(graphs)
     evidence.write_json("stack-set.json", {"stacks": sorted(graphs), "problems": problems})
-    assert not problems, "\n".join(problems)
+    verdicts.one_stack_each(sorted(graphs), problems)
 
 
 @then("no credential or account setting is shared between environments")
@@ -82,10 +78,9 @@ def _no_shared_credentials(graphs: Graphs, evidence: Evidence) -> None:
         name: [checks.provider_credentials(p) for p in Graph(g).providers()]
         for name, g in graphs.items()
     }
-    nonempty([c for creds in per_stack.values() for c in creds], "provider credentials")
     problems = checks.credential_sharing_violations(graphs)
     evidence.write_json("credentials.json", {"per_stack": per_stack, "problems": problems})
-    assert not problems, "\n".join(problems)
+    verdicts.credentials_not_shared(per_stack, problems)
 
 
 @then('every "dm" stack runs the DM module that the self-hosted stack runs')
@@ -96,14 +91,13 @@ def _same_module(graphs: Graphs, evidence: Evidence) -> None:
         for name, g in _of_service(graphs, "dm").items()
     }
     evidence.write_json("dm-module.json", {"self_hosted_module": module, "problems": problems})
-    assert not any(problems.values()), problems
+    verdicts.same_module(problems)
 
 
 @then("the self-hosted stack runs that module for every DM region")
 def _self_hosted_regions() -> None:
     module, regions = self_hosted("dm")
-    assert module.startswith("services.dm.")
-    assert tuple(nonempty(regions, "self-hosted DM region")) == checks.REGIONS["dm"]
+    verdicts.self_hosted_regions(module, regions, checks.REGIONS["dm"])
 
 
 @pytest.fixture
@@ -122,5 +116,4 @@ def _broken(graphs: Graphs, stack: str, fault: str) -> dict[str, Any]:
 def _fails(broken: dict[str, Any], claim: str, evidence: Evidence) -> None:
     result = checks.check(claim, broken)
     evidence.write_json(f"{claim}-fault.json", result.as_dict())
-    assert not result.passed
-    assert result.selected > 0 and result.violations
+    verdicts.fails_on_fault(result.as_dict())

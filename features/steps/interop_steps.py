@@ -3,9 +3,9 @@ gateway of a live meeting region.
 
 The meeting regions are the shared stack of features/steps/meeting_steps.py; the gateway is started
 once per session in the stack's home (the local stack does not run one). Every Then step hands its
-evidence to a check of `services.meeting.interop.checks`, and the evidence (SIP responses with their
-SDES keys redacted, H.225.0 messages, sockets, handshakes, TLS probe reports) is kept with the
-scenario.
+evidence to a registered check of `roomtrust.comply.checks.interop`, and the evidence (SIP responses
+with their SDES keys redacted, H.225.0 messages, sockets, handshakes, TLS probe reports) is kept
+with the scenario.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from protocol.stack import Stack
+from roomtrust.comply.checks import interop as checks
 from roomtrust.comply.evidence import Evidence
 from roomtrust.comply.fixtures import evidence
 from roomtrust.comply.tlsprobe import probe
 from roomtrust.harness.interop import GatewayProcess, start_gateway
-from services.meeting.interop import checks, h323, sip
+from services.meeting.interop import h323, sip
 from services.meeting.interop.client import (
     H323Caller,
     SipTlsCaller,

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 from typer.testing import CliRunner
 
+from protocol.signaling import MessageType as T
+from protocol.signaling import NoticeKind, SignalingClose
 from protocol.stack import Stack
 from roomtrust.comply.checks import common
 from roomtrust.comply.checks import meeting as checks
@@ -197,8 +199,8 @@ def owner_joins(mt: dict[str, Any], person: str, **options: Any) -> None:
     mt["moderator"] = person
     sock = run(mt, mt["apis"][person].signaling().__aenter__())
     mt["sockets"][person] = sock
-    run(mt, sock.send({"type": "join", "conference_id": mt["conference"]["conference_id"]}))
-    run(mt, sock.expect("admitted"))
+    run(mt, sock.send({"type": T.JOIN, "conference_id": mt["conference"]["conference_id"]}))
+    run(mt, sock.expect(T.ADMITTED))
 
 
 @given(parsers.parse('"{person}" owns a locked conference and has joined it'))
@@ -225,9 +227,9 @@ def owns_hidden(mt: dict[str, Any], person: str) -> None:
 def joins(mt: dict[str, Any], person: str) -> None:
     sock = run(mt, mt["apis"][person].signaling().__aenter__())
     mt["sockets"][person] = sock
-    run(mt, sock.send({"type": "join", "conference_id": mt["conference"]["conference_id"]}))
+    run(mt, sock.send({"type": T.JOIN, "conference_id": mt["conference"]["conference_id"]}))
     first = run(mt, sock.next())
-    assert first is not None and first["type"] in ("admitted", "lobby.waiting"), first
+    assert first is not None and first["type"] in (T.ADMITTED, T.LOBBY_WAITING), first
     mt.setdefault("participant_ids", {})[person] = first["participant_id"]
 
 
@@ -236,27 +238,27 @@ def waits(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
     run(mt, sock.drain())
     checks.waits_in_lobby(person, sock.types())
-    knock = run(mt, socket_of(mt, mt["moderator"]).expect("lobby.knock"))
+    knock = run(mt, socket_of(mt, mt["moderator"]).expect(T.LOBBY_KNOCK))
     checks.moderator_told_of(person, knock)
 
 
 @when(parsers.parse('the moderator admits "{person}"'))
 def admits(mt: dict[str, Any], person: str) -> None:
     pid = mt["participant_ids"][person]
-    run(mt, socket_of(mt, mt["moderator"]).send({"type": "admit", "participant_id": pid}))
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": T.ADMIT, "participant_id": pid}))
 
 
 @when(parsers.parse('the moderator rejects "{person}"'))
 def rejects(mt: dict[str, Any], person: str) -> None:
     pid = mt["participant_ids"][person]
-    run(mt, socket_of(mt, mt["moderator"]).send({"type": "reject", "participant_id": pid}))
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": T.REJECT, "participant_id": pid}))
 
 
 @then(parsers.parse('"{person}" is in the conference and receives the roster'))
 def in_conference(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
-    run(mt, sock.expect("admitted"))
-    roster = run(mt, sock.expect("roster"))
+    run(mt, sock.expect(T.ADMITTED))
+    roster = run(mt, sock.expect(T.ROSTER))
     checks.in_roster(person, roster)
 
 
@@ -274,9 +276,9 @@ def crowd_joins(mt: dict[str, Any], person: str, count: int) -> None:
 
     async def crowd() -> list[Signal]:
         sockets = [await api.signaling().__aenter__() for _ in range(count)]
-        await asyncio.gather(*(s.send({"type": "join", "conference_id": cid}) for s in sockets))
+        await asyncio.gather(*(s.send({"type": T.JOIN, "conference_id": cid}) for s in sockets))
         for s in sockets:
-            await s.expect("lobby.waiting")
+            await s.expect(T.LOBBY_WAITING)
         await asyncio.gather(*(s.drain() for s in sockets))
         return sockets
 
@@ -289,8 +291,8 @@ def crowd_joins(mt: dict[str, Any], person: str, count: int) -> None:
 def only_moderator(mt: dict[str, Any], person: str, count: int) -> None:
     mod = socket_of(mt, mt["moderator"])
     run(mt, mod.drain())
-    run(mt, mod.send({"type": "lock", "locked": True}))
-    roster = run(mt, mod.expect("roster"))
+    run(mt, mod.send({"type": T.LOCK, "locked": True}))
+    roster = run(mt, mod.expect(T.ROSTER))
     checks.only_moderator_admitted(roster, person, count, [s.types() for s in mt["crowd"]])
 
 
@@ -314,8 +316,8 @@ def ends(mt: dict[str, Any], person: str) -> None:
 def cannot_join(mt: dict[str, Any], person: str) -> None:
     sock = run(mt, mt["apis"][person].signaling().__aenter__())
     mt["sockets"][f"{person}-late"] = sock
-    run(mt, sock.send({"type": "join", "conference_id": mt["conference"]["conference_id"]}))
-    error = run(mt, sock.expect("error"))
+    run(mt, sock.send({"type": T.JOIN, "conference_id": mt["conference"]["conference_id"]}))
+    error = run(mt, sock.expect(T.ERROR))
     checks.join_refused_not_found(error)
 
 
@@ -323,41 +325,43 @@ def cannot_join(mt: dict[str, Any], person: str) -> None:
 def may_not_mute(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
     run(mt, sock.drain())
-    run(mt, sock.send({"type": "mute", "target": "all"}))
-    checks.refused_as_forbidden([run(mt, sock.expect("error"))])
+    run(mt, sock.send({"type": T.MUTE, "target": "all"}))
+    checks.refused_as_forbidden([run(mt, sock.expect(T.ERROR))])
 
 
 @when("the moderator mutes all participants")
 def mute_all(mt: dict[str, Any]) -> None:
-    run(mt, socket_of(mt, mt["moderator"]).send({"type": "mute", "target": "all"}))
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": T.MUTE, "target": "all"}))
 
 
 @then(parsers.parse('"{first}" and "{second}" are told they were muted by "{by}"'))
 def told_muted(mt: dict[str, Any], first: str, second: str, by: str) -> None:
-    notices = {p: run(mt, socket_of(mt, p).expect("muted")) for p in (first, second)}
+    notices = {p: run(mt, socket_of(mt, p).expect(T.MUTED)) for p in (first, second)}
     checks.told_muted_by(notices, by)
 
 
 @when("the moderator turns off her own video")
 def own_video_off(mt: dict[str, Any]) -> None:
-    run(mt, socket_of(mt, mt["moderator"]).send({"type": "media", "video": False}))
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": T.MEDIA, "video": False}))
 
 
 @then(parsers.parse('"{person}" sees the moderator\'s video off'))
 def sees_video_off(mt: dict[str, Any], person: str) -> None:
-    checks.video_off(run(mt, socket_of(mt, person).expect("media.state")))
+    checks.video_off(run(mt, socket_of(mt, person).expect(T.MEDIA_STATE)))
 
 
 @when(parsers.parse('the moderator removes "{person}"'))
 def removes(mt: dict[str, Any], person: str) -> None:
     pid = mt["participant_ids"][person]
-    run(mt, socket_of(mt, mt["moderator"]).send({"type": "remove", "target": pid}))
+    run(mt, socket_of(mt, mt["moderator"]).send({"type": T.REMOVE, "target": pid}))
 
 
 @then(parsers.parse('"{person}" is disconnected'))
 def disconnected(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
-    checks.closed_with(person, run(mt, sock.closed()), 4000, sock.types(), "removed")
+    checks.closed_with(
+        person, run(mt, sock.closed()), SignalingClose.REMOVED, sock.types(), T.REMOVED
+    )
 
 
 # -- MT-10 ---------------------------------------------------------------------------------------
@@ -371,7 +375,9 @@ def revoke(mt: dict[str, Any], person: str) -> None:
 @then(parsers.parse('"{person}"\'s signaling connection is closed'))
 def socket_closed(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
-    checks.closed_with(person, run(mt, sock.closed()), 4401, sock.types(), None)
+    checks.closed_with(
+        person, run(mt, sock.closed()), SignalingClose.UNAUTHENTICATED, sock.types(), None
+    )
 
 
 @then(parsers.parse('"{person}"\'s next request is refused with {status:d}'))
@@ -497,9 +503,9 @@ def ended_enterprise(stack: Stack, mt: dict[str, Any], region: str, days: int) -
 
     async def call() -> None:
         async with user.signaling() as sock:
-            await sock.send({"type": "join", "conference_id": cid})
-            await sock.expect("admitted")
-            await sock.send({"type": "leave"})
+            await sock.send({"type": T.JOIN, "conference_id": cid})
+            await sock.expect(T.ADMITTED)
+            await sock.send({"type": T.LEAVE})
             await sock.drain()
 
     run(mt, call())
@@ -617,8 +623,8 @@ def hashed(stack: Stack, mt: dict[str, Any]) -> None:
 @when(parsers.parse('"{person}" says "{text}" in the chat'))
 def says(mt: dict[str, Any], person: str, text: str) -> None:
     mt["chat_text"] = text
-    run(mt, socket_of(mt, person).send({"type": "chat", "text": text}))
-    assert run(mt, socket_of(mt, mt["moderator"]).expect("chat"))["text"] == text
+    run(mt, socket_of(mt, person).send({"type": T.CHAT, "text": text}))
+    assert run(mt, socket_of(mt, mt["moderator"]).expect(T.CHAT))["text"] == text
 
 
 @then(
@@ -645,16 +651,16 @@ def call_record(mt: dict[str, Any], region: str) -> None:
 @when(parsers.parse('"{person}" starts recording'))
 def start_recording(stack: Stack, mt: dict[str, Any], person: str) -> None:
     mt["files_before"] = audit.recording_files(stack.home)
-    run(mt, socket_of(mt, person).send({"type": "record", "action": "start"}))
-    notice = run(mt, socket_of(mt, person).expect("notice"))
+    run(mt, socket_of(mt, person).send({"type": T.RECORD, "action": "start"}))
+    notice = run(mt, socket_of(mt, person).expect(T.NOTICE))
     mt["recording_id"] = notice["recording_id"]
     mt.setdefault("notices", {})[person] = [notice]
 
 
 @when(parsers.parse('"{person}" stops recording'))
 def stop_recording(mt: dict[str, Any], person: str) -> None:
-    run(mt, socket_of(mt, person).send({"type": "record", "action": "stop"}))
-    assert run(mt, socket_of(mt, person).expect("notice"))["kind"] == "recording.stopped"
+    run(mt, socket_of(mt, person).send({"type": T.RECORD, "action": "stop"}))
+    assert run(mt, socket_of(mt, person).expect(T.NOTICE))["kind"] == NoticeKind.RECORDING_STOPPED
 
 
 @then(parsers.parse('"{a}", "{b}" and "{c}" were told the call is recorded by "{recorder}"'))
@@ -663,7 +669,7 @@ def told_recorded(mt: dict[str, Any], a: str, b: str, c: str, recorder: str) -> 
     for person in (a, b, c):
         sock = socket_of(mt, person)
         run(mt, sock.drain())
-        notices[person] = [m for m in sock.received if m["type"] == "notice"]
+        notices[person] = [m for m in sock.received if m["type"] == T.NOTICE]
     checks.told_who_records(notices, recorder)
 
 
@@ -705,12 +711,12 @@ def all_refused(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
     errors = []
     for message in (
-        {"type": "chat", "text": "hello"},
-        {"type": "record", "action": "start"},
-        {"type": "stream", "action": "start"},
+        {"type": T.CHAT, "text": "hello"},
+        {"type": T.RECORD, "action": "start"},
+        {"type": T.STREAM, "action": "start"},
     ):
         run(mt, sock.send(message))
-        errors.append(run(mt, sock.expect("error")))
+        errors.append(run(mt, sock.expect(T.ERROR)))
     checks.refused_as_forbidden(errors, because="administrator")
 
 
@@ -722,15 +728,15 @@ def enable_chat(mt: dict[str, Any]) -> None:
 @then(parsers.parse('"{person}" can chat'))
 def can_chat(mt: dict[str, Any], person: str) -> None:
     sock = socket_of(mt, person)
-    run(mt, sock.send({"type": "chat", "text": "enabled now"}))
-    checks.chat_echoed("enabled now", run(mt, sock.expect("chat")))
+    run(mt, sock.send({"type": T.CHAT, "text": "enabled now"}))
+    checks.chat_echoed("enabled now", run(mt, sock.expect(T.CHAT)))
 
 
 @when(parsers.parse('"{person}" says a unique marker in the chat'))
 def says_marker(mt: dict[str, Any], person: str) -> None:
     mt["marker"] = f"CHATMARK-{secrets.token_hex(8)}"
-    run(mt, socket_of(mt, person).send({"type": "chat", "text": f"remember {mt['marker']}"}))
-    received = run(mt, socket_of(mt, mt["moderator"]).expect("chat"))
+    run(mt, socket_of(mt, person).send({"type": T.CHAT, "text": f"remember {mt['marker']}"}))
+    received = run(mt, socket_of(mt, mt["moderator"]).expect(T.CHAT))
     assert mt["marker"] in received["text"]
 
 

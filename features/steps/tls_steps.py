@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pytest_bdd import given, parsers, then, when
 
+from roomtrust.comply.checks import tls as checks
 from roomtrust.comply.evidence import Evidence, nonempty
 from roomtrust.comply.fixtures import comply_target, evidence
 from roomtrust.comply.targets import Target, TlsEndpoint
-from roomtrust.comply.tlsprobe import ACCEPTED, ProbeReport, probe
+from roomtrust.comply.tlsprobe import ProbeReport, probe
 
 FIXTURES = (comply_target, evidence)  # made visible to the scenarios that import these steps
 
@@ -32,50 +31,21 @@ def _run_probe(endpoints: list[TlsEndpoint], evidence: Evidence) -> list[ProbeRe
     return reports
 
 
-def _offenders(probes: list[ProbeReport], labels: set[str]) -> list[str]:
-    nonempty(probes, "probe results")
-    return [
-        f"{p.name}: {r.label} accepted ({r.cipher})"
-        for p in probes
-        for r in p.results
-        if r.label in labels and r.outcome == ACCEPTED
-    ]
-
-
 @then("no endpoint accepts TLS 1.0 or TLS 1.1")
 def _no_old_protocols(probes: list[ProbeReport]) -> None:
-    untested = [
-        f"{p.name}: {r.label} {r.outcome}"
-        for p in probes
-        for r in p.results
-        if r.label in {"TLS 1.0", "TLS 1.1"} and r.outcome not in {ACCEPTED, "refused"}
-    ]
-    assert not untested, f"not probed, so not shown refused: {untested}"
-    offenders = _offenders(probes, {"TLS 1.0", "TLS 1.1"})
-    assert not offenders, offenders
+    checks.no_old_protocols(probes)
 
 
 @then("no endpoint accepts a TLS 1.2 suite without ECDHE and AEAD")
 def _no_weak_suites(probes: list[ProbeReport]) -> None:
-    weak = {r.label for p in probes for r in p.results if r.weak and r.version == "TLSv1.2"}
-    assert weak, "no weak TLS 1.2 family was probed"
-    offenders = _offenders(probes, weak)
-    assert not offenders, offenders
+    checks.no_weak_suites(probes)
 
 
 @then("every endpoint negotiates TLS 1.2 with an ECDHE AEAD suite")
 def _strong_suite(probes: list[ProbeReport]) -> None:
-    nonempty(probes, "probe results")
-    refused = [
-        f"{p.name}: {p.result('TLS 1.2 ECDHE AEAD').detail}"
-        for p in probes
-        if p.result("TLS 1.2 ECDHE AEAD").outcome != ACCEPTED
-    ]
-    assert not refused, refused
+    checks.strong_suite(probes)
 
 
 @then("every endpoint passes the TLS policy")
 def _policy(probes: list[ProbeReport]) -> None:
-    nonempty(probes, "probe results")
-    findings: dict[str, Any] = {p.name: p.findings() for p in probes if p.findings()}
-    assert not findings, findings
+    checks.passes_policy(probes)

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,14 @@ from pytest_bdd import given, parsers, then
 from load.kinds import HTTP, endpoint
 from load.window import (
     AGGREGATED,
-    Bracket,
     HistoryRow,
-    LoadNotShown,
     carried_on,
     read_history,
     running_throughout,
 )
 from protocol.stack import Stack
-from roomtrust.comply.checks import CheckFailed, common, require, selected
+from roomtrust.comply.checks import common, require
+from roomtrust.comply.checks import under_load as checks
 from roomtrust.comply.evidence import Evidence, nonempty
 from roomtrust.comply.fixtures import comply_target, evidence
 from roomtrust.comply.targets import Target, TlsEndpoint
@@ -53,7 +52,6 @@ from roomtrust.harness.stores import (
     telemetry_since,
 )
 from services.dm.client import DeviceCredential
-from services.dm.domain.fields import TELEMETRY_FIELDS
 
 FIXTURES = (comply_target, evidence)  # made visible to the scenarios that import these steps
 
@@ -159,38 +157,6 @@ def device_load(
         _stop(process)
 
 
-# -- what the load stored ------------------------------------------------------------------------
-
-
-def listed_telemetry_stored(
-    reports: Sequence[Mapping[str, Any]], allowed: Collection[str] = tuple(TELEMETRY_FIELDS)
-) -> None:
-    """The load's devices had telemetry stored during the checks, and it holds only fields of
-    DM-09's device-management category."""
-    selected(reports, "telemetry rows stored for the load's devices during the checks")
-    extra = sorted({str(k) for report in reports for k in report} - set(allowed))
-    require(not extra, f"the load's stored telemetry holds fields outside DM-09's list: {extra}")
-
-
-def load_ran(
-    rows: Sequence[HistoryRow],
-    started: float,
-    ended: float,
-    users: int,
-    provisioned: int,
-) -> Bracket:
-    """The load ran with `users` users across `[started, ended]`, each of them one provisioned
-    device; `CheckFailed` says otherwise."""
-    require(
-        provisioned >= users,
-        f"only {provisioned} device(s) were provisioned for a load of {users}",
-    )
-    try:
-        return running_throughout(rows, started, ended, users)
-    except LoadNotShown as exc:
-        raise CheckFailed(str(exc)) from None
-
-
 # -- steps ---------------------------------------------------------------------------------------
 
 
@@ -245,7 +211,7 @@ def _load_telemetry_stored(stack: Stack, ctx: dict[str, Any], device_load: Devic
             reports = telemetry_since(engine, ctx["telemetry_mark"], devices)
     finally:
         engine.dispose()
-    listed_telemetry_stored(reports)
+    checks.listed_telemetry_stored(reports)
 
 
 @given(
@@ -276,7 +242,8 @@ def _ran_throughout(
         "provisioned": provisioned,
     }
     evidence.write_json("load-window.json", record)  # kept even when the check fails
-    bracket = load_ran(rows, started, ended, users, provisioned)
+    checks.load_ran(rows, started, ended, users, provisioned)
+    bracket = running_throughout(rows, started, ended, users)  # found, as the check showed
     evidence.write_json("load-window.json", {**record, **bracket.to_dict()})
     ctx["bracket"], ctx["history"] = bracket, rows
 
@@ -284,8 +251,6 @@ def _ran_throughout(
 @then("the load's heartbeats and telemetry were all accepted meanwhile")
 def _carried_on(ctx: dict[str, Any], evidence: Evidence) -> None:
     kinds = [(HTTP, endpoint("dm", "heartbeat")), (HTTP, endpoint("dm", "telemetry"))]
-    try:
-        figures = carried_on(ctx["history"], ctx["bracket"], kinds)
-    except LoadNotShown as exc:
-        raise CheckFailed(str(exc)) from None
+    checks.load_carried_on(ctx["history"], ctx["bracket"], kinds)
+    figures = carried_on(ctx["history"], ctx["bracket"], kinds)  # as the check found them
     evidence.write_json("load-carried-on.json", {n: list(f) for n, f in figures.items()})

@@ -11,7 +11,10 @@ Statistics names are the endpoint kind (`dm telemetry`, `meeting join`), never a
 The agent's heartbeat and telemetry timers are "paced": the Locust task schedule replaces them (a
 task calls `tick("telemetry")`), so the load is what the scenario says. Its other timers (channel
 retry, enrollment backoff, NTP) run as real timers. NTP and connectivity checks are answered
-locally: the load targets the DM and meeting services, not the internet.
+locally: the load targets the DM and meeting services, not the internet. Every other action is
+carried out: a firmware download over the device's mutual TLS, an install to its virtual flash, a
+reboot. Each driver dispatches its actions with an exhaustive `match`, so mypy names an action
+that a driver does not handle.
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from devices_virtual.agent import (
+    Action,
     CancelTimer,
     ChannelClosed,
     ChannelMessage,
     ChannelOpened,
     CloseDmSession,
     DeviceAgent,
+    DownloadDone,
+    DownloadFile,
     Event,
     ForgetCredential,
     HttpRequest,
@@ -322,40 +328,43 @@ class DeviceDriver(_Driven):
         self._names.update(names or {})
         self.tls: TlsIdentity | None = None
         self.due: dict[str, float] = {}
-        self._do: dict[type, Callable[[Any], None]] = {
-            HttpRequest: self._http,
-            StartTimer: self._timer_started,
-            CancelTimer: lambda a: self._cancel_timer(a.name),
-            NtpQuery: self._ntp,
-            StoreCredential: self._store,
-            ForgetCredential: self._forget,
-            OpenChannel: self._open_channel,
-            SendChannel: lambda a: self._send(a.message),
-            CloseDmSession: lambda _a: self._close_session(),
-            InstallImage: self._install,
-            Reboot: lambda _a: self.feed(PowerOn(self.clock())),
-        }
 
     # -- events in ----------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
-        do = self._do
         for action in self.agent.handle(event):
-            handler = do.get(type(action))
-            if handler is None:
-                self._not_performed(action)
-            else:
-                handler(action)
+            self._do(action)
         if self.on_change is not None:
             self.on_change()
 
-    def _not_performed(self, action: object) -> None:
-        """An action a load test does not perform (a firmware download, say): a request gets a
-        failure back, so the agent goes on as after a lost answer; anything else is ignored."""
-        request_id = getattr(action, "request_id", None)
-        if isinstance(request_id, int):
-            reason = f"{type(action).__name__} is not performed in load tests"
-            self.feed(RequestFailed(self.clock(), request_id, reason))
+    def _do(self, action: Action) -> None:
+        match action:
+            case HttpRequest():
+                self._http(action)
+            case StartTimer():
+                self._timer_started(action)
+            case CancelTimer():
+                self._cancel_timer(action.name)
+            case NtpQuery():
+                self._ntp(action)
+            case StoreCredential():
+                self._store(action)
+            case ForgetCredential():
+                self._forget(action)
+            case OpenChannel():
+                self._open_channel(action)
+            case SendChannel():
+                self._send(action.message)
+            case CloseDmSession():
+                self._close_session()
+            case DownloadFile():
+                self._download(action)
+            case InstallImage():
+                self._install(action)
+            case Reboot():
+                self.feed(PowerOn(self.clock()))
+            case _:
+                assert_never(action)
 
     def power_on(self) -> None:
         self.feed(PowerOn(self.clock()))
@@ -435,9 +444,28 @@ class DeviceDriver(_Driven):
         if self.tls is not None:
             self.network.forget(self.tls)
 
+    def _download(self, action: DownloadFile) -> None:
+        """A file from the DM region over the device's mutual-TLS session, as raw bytes."""
+        if self.tls is None:
+            self.feed(RequestFailed(self.clock(), action.request_id, "no device certificate"))
+            return
+        name = self.name(action.purpose)
+        started = perf_counter()
+        try:
+            reply = self.network.http("GET", action.url, None, tls=self.tls, bearer=None)
+        except TransportError as exc:
+            self.report(HTTP, name, started, 0, exc)
+            self.feed(RequestFailed(self.clock(), action.request_id, str(exc)))
+            return
+        ok = reply.status == 200
+        error = None if ok else StatusError(reply.status, reply.body)
+        self.report(HTTP, name, started, reply.length, error)
+        data = reply.body if isinstance(reply.body, bytes) else b""
+        self.feed(DownloadDone(self.clock(), action.request_id, reply.status, data))
+
     def _install(self, action: InstallImage) -> None:
-        reason = "firmware images are not served in load tests"
-        self.feed(ImageInstalled(self.clock(), action.version, False, reason))
+        """A virtual device's flash: writing the verified image to its slot cannot fail."""
+        self.feed(ImageInstalled(self.clock(), action.version, True))
 
     # -- the command channel --------------------------------------------------------------------
 
@@ -489,24 +517,33 @@ class MeetingDriver(_Driven):
         self.tls: TlsIdentity | None = None
         self.shown: list[Show] = []
         self.keep_shown = keep_shown
-        self._do: dict[type, Callable[[Any], None]] = {
-            HttpRequest: self._http,
-            StartTimer: lambda a: self._start_timer(a.name, a.at, self._fire_timer),
-            CancelTimer: lambda a: self._cancel_timer(a.name),
-            OpenSocket: self._open_socket,
-            SendSocket: lambda a: self._send(a.message),
-            CloseSocket: lambda a: self._close_socket(a.code),
-            StoreRoomCredential: self._store,
-            Show: self._show,
-        }
 
     def feed(self, event: ClientEvent) -> None:
-        do = self._do
-        actions: list[ClientAction] = self.client.handle(event)
-        for action in actions:
-            do[type(action)](action)
+        for action in self.client.handle(event):
+            self._do(action)
         if self.on_change is not None:
             self.on_change()
+
+    def _do(self, action: ClientAction) -> None:
+        match action:
+            case HttpRequest():
+                self._http(action)
+            case StartTimer():
+                self._start_timer(action.name, action.at, self._fire_timer)
+            case CancelTimer():
+                self._cancel_timer(action.name)
+            case OpenSocket():
+                self._open_socket(action)
+            case SendSocket():
+                self._send(action.message)
+            case CloseSocket():
+                self._close_socket(action.code)
+            case StoreRoomCredential():
+                self._store(action)
+            case Show():
+                self._show(action)
+            case _:
+                assert_never(action)
 
     def _fire_timer(self, name: str) -> None:
         self._timers.pop(name, None)

@@ -50,7 +50,10 @@ from devices_virtual.agent.firmware import image_self_test, virtual_image
 from devices_virtual.agent.telemetry import DM09_FIELDS
 from devices_virtual.models import get_model
 from services.common import firmware
+from services.dm.domain.diagnostics import BUNDLE_FIELDS
+from services.dm.domain.diagnostics import _check_bundle as check_bundle
 from services.dm.domain.fields import validate_telemetry
+from services.dm.store.models import Device
 
 DM = "https://127.0.0.1:4431"
 ENROLLED = {"device_id": "dev-1", "certificate_pem": "CERT", "ca_pem": "CA"}
@@ -393,11 +396,13 @@ def test_answers_from_before_a_power_cycle_are_ignored() -> None:
     assert agent.enrolled
 
 
-def test_commands_reach_the_hooks_which_do_nothing_yet() -> None:
+def test_a_command_of_an_unknown_kind_does_nothing() -> None:
     agent = make_agent()
     online(agent)
-    command = {"type": "command", "command_id": "c1", "kind": "config", "payload": {}}
+    command = {"type": "command", "command_id": "c1", "kind": "reformat", "payload": {}}
     assert agent.handle(ChannelMessage(300.0, command)) == []
+    other = {"type": "telemetry", "command_id": "c1", "kind": "config", "payload": {}}
+    assert agent.handle(ChannelMessage(300.0, other)) == []
     assert agent.ack("c1", {"applied": True}).message == {
         "type": "ack",
         "command_id": "c1",
@@ -659,3 +664,242 @@ def test_virtual_images_describe_their_self_test() -> None:
     assert image_self_test(b"\x7fELF real firmware") == (True, "")
     with pytest.raises(ValueError):
         virtual_image(FW_MODEL, FW_NEW, self_test="maybe")
+
+
+# -- configuration (DM-13): applied whole or refused whole, in effect at once, kept on reboot ------
+
+PROFILE = {
+    "ntp.server": "ntp.hq.example",
+    "network.proxy_test_enabled": True,
+    "dm.heartbeat_s": 120,
+    "dm.telemetry_s": 600,
+    "log.level": "debug",
+    "device.name": "Boardroom 4",
+    "time_zone": "Asia/Tokyo",
+    "audio.volume": 25,
+}
+
+
+def config_command(
+    values: dict[str, Any], command_id: int = 11, version: str = "rooms@3"
+) -> ChannelMessage:
+    payload = {"version": version, "values": values}
+    message = {"type": "command", "command_id": command_id, "kind": "config", "payload": payload}
+    return ChannelMessage(300.0, message)
+
+
+def channel_agent(model: str = "MeetingBar A20", **config: Any) -> DeviceAgent:
+    agent = make_agent(model, **config)
+    online(agent)
+    agent.handle(ChannelOpened(101.0))
+    return agent
+
+
+def test_a_profile_is_applied_acknowledged_with_its_version_and_takes_effect_at_once() -> None:
+    agent = channel_agent()
+    actions = agent.handle(config_command(PROFILE))
+    assert acks(actions) == [
+        {"type": "ack", "command_id": 11, "result": {"applied": True, "version": "rooms@3"}}
+    ]
+    assert agent.configuration_version == "rooms@3" and agent.settings == PROFILE
+    # the next time query goes to the pushed server, now
+    (query,) = [a for a in actions if isinstance(a, NtpQuery)]
+    assert query.host == "ntp.hq.example" and agent.ntp_servers[0] == "ntp.hq.example"
+    assert CancelTimer("ntp") in actions
+    # the proxy test switch: the proxy test site is reached
+    assert [r.url for r in requests(actions, "proxy_test")] == ["http://www.google.com/"]
+    # heartbeat and telemetry run at the pushed intervals
+    assert timers(actions) == {"heartbeat": 420.0, "telemetry": 900.0}
+    # the device reports the applied version, its pushed name and time zone (drift is reported)
+    (report,) = [r for r in requests(actions, "dm") if r.purpose == "telemetry"]
+    assert report.json is not None
+    assert report.json["configuration_version"] == "rooms@3"
+    assert report.json["device_name"] == "Boardroom 4"
+    assert report.json["time_zone"] == "Asia/Tokyo"
+    assert validate_telemetry(report.json)["configuration_version"] == "rooms@3"
+
+
+def test_the_pushed_heartbeat_interval_wins_over_the_service_default() -> None:
+    agent = channel_agent()
+    heartbeat = requests(agent.handle(TimerFired(131.0, "heartbeat")))[0]
+    agent.handle(config_command({"dm.heartbeat_s": 90}))
+    answer = HttpResponse(301.0, heartbeat.request_id, 200, {"next_heartbeat_s": 30})
+    assert agent.handle(answer) == [StartTimer("heartbeat", 391.0)]
+    (_report, timer) = agent.handle(TimerFired(1000.0, "telemetry"))
+    assert timer == StartTimer("telemetry", 1900.0)  # no telemetry key pushed: unchanged
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "reason"),
+    [
+        ({"audio.volume": 25, "contacts.list": "x"}, "contacts.list", "unknown configuration key"),
+        ({"dm.heartbeat_s": 5}, "dm.heartbeat_s", "must be a whole number from 10 to 600"),
+        ({"display.brightness": 40}, "display.brightness", "MeetingBar A20 has no display"),
+        ({"ntp.server": "bad host!"}, "ntp.server", "must be a host name"),
+        ({"log.level": "trace"}, "log.level", "must be one of debug, info, warning, error"),
+        ({}, "values", "the command holds no values"),
+    ],
+)
+def test_a_profile_with_a_key_the_device_refuses_is_refused_whole_naming_the_key(
+    values: dict[str, Any], key: str, reason: str
+) -> None:
+    agent = channel_agent()
+    whole = {"ntp.server": "ntp.hq.example", **values} if values else {}  # one good key beside
+    actions = agent.handle(config_command(whole))
+    (ack,) = acks(actions)
+    assert ack["result"] == {"applied": False, "version": "rooms@3", "key": key, "reason": reason}
+    assert len(actions) == 1  # nothing took effect: no time query, no report, no timer
+    assert agent.settings == {} and agent.configuration_version is None
+    assert agent.ntp_servers == NTP_SERVERS
+    assert any(f"refused: {key} {reason}" in line for line in agent.log.lines())
+
+
+def test_a_profile_for_a_display_is_applied_by_a_model_with_one() -> None:
+    agent = channel_agent("MeetingBoard 65")
+    actions = agent.handle(
+        config_command({"display.brightness": 40, "display.touch_enabled": False})
+    )
+    assert acks(actions)[0]["result"]["applied"] is True
+
+
+def test_a_profile_delivered_again_is_acknowledged_again_and_applied_once() -> None:
+    agent = channel_agent()
+    agent.handle(config_command(PROFILE))
+    again = agent.handle(config_command(PROFILE))
+    assert again == [agent.ack(11, {"applied": True, "version": "rooms@3"})]
+
+
+def test_a_later_profile_adds_to_the_applied_values() -> None:
+    agent = channel_agent()
+    agent.handle(config_command({"ntp.server": "ntp.hq.example"}))
+    actions = agent.handle(config_command({"audio.volume": 10}, command_id=12, version="audio@1"))
+    assert agent.settings == {"ntp.server": "ntp.hq.example", "audio.volume": 10}
+    assert agent.configuration_version == "audio@1"
+    assert not [a for a in actions if isinstance(a, NtpQuery)]  # the server did not change
+
+
+def test_a_reboot_keeps_the_applied_profile() -> None:
+    agent = channel_agent()
+    agent.handle(config_command(PROFILE))
+    boot = agent.handle(PowerOn(500.0))
+    checks = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    (query,) = [a for a in answer_checks(agent, checks, 600.0) if isinstance(a, NtpQuery)]
+    assert query.host == "ntp.hq.example"
+    # the pushed server does not answer: the preconfigured ones are still tried, in order
+    (second,) = agent.handle(RequestFailed(601.0, query.request_id, "timeout"))
+    assert isinstance(second, NtpQuery) and second.host == NTP_SERVERS[0]
+    dm = agent.handle(NtpReply(602.0, second.request_id, 1_700_000_000.0))
+    assert [r.url for r in requests(dm, "proxy_test")] == ["http://www.google.com/"]
+    (report,) = [r for r in requests(dm, "dm") if r.purpose == "telemetry"]
+    assert report.json is not None
+    assert report.json["configuration_version"] == "rooms@3"
+    assert report.json["device_name"] == "Boardroom 4"
+    assert timers(dm)["telemetry"] == 602.0 + 600
+    assert agent.settings == PROFILE and agent.log.level == "debug"
+
+
+def test_connectivity_checks_switched_off_take_effect_at_the_next_boot() -> None:
+    agent = channel_agent()
+    agent.handle(config_command({"connectivity_check.enabled": False}))
+    boot = agent.handle(PowerOn(500.0))
+    (query,) = agent.handle(TimerFired(timers(boot)["boot"], "boot"))
+    assert isinstance(query, NtpQuery)
+
+
+# -- the agent's log and remote diagnosis (DM-05) --------------------------------------------------
+
+
+def levels(lines: list[str]) -> set[str]:
+    return {line.split(" ")[1] for line in lines}
+
+
+def test_the_log_records_what_the_agent_did_at_its_level() -> None:
+    agent = channel_agent()
+    text = "\n".join(agent.log.lines())
+    for step in ("power on", "connectivity checked", "clock set from", "enrolled as dev-1"):
+        assert step in text
+    assert levels(agent.log.lines()) == {"INFO"}  # info by default: no DEBUG line kept
+    agent.handle(config_command({"log.level": "debug"}))
+    agent.handle(TimerFired(400.0, "heartbeat"))
+    assert "DEBUG" in levels(agent.log.lines())
+    assert any("heartbeat: online" in line for line in agent.log.lines())
+    agent.handle(config_command({"log.level": "warning"}, command_id=12, version="quiet@1"))
+    agent.handle(TimerFired(500.0, "heartbeat"))
+    assert levels(agent.log.lines()) <= {"WARNING", "ERROR"}
+
+
+def test_the_log_is_bounded() -> None:
+    agent = channel_agent(log_lines=5)
+    for second in range(50):
+        agent.handle(FaultInjected(400.0 + second, "camera", f"lens {second}"))
+    assert len(agent.log) == 5
+
+
+def only_request(actions: list[Action]) -> HttpRequest:
+    (request,) = actions
+    assert isinstance(request, HttpRequest)
+    return request
+
+
+def diagnostics_command(command_id: int = 21) -> ChannelMessage:
+    payload = {"upload": "/v1/device/diagnostics"}
+    message = {"type": "command", "command_id": command_id, "kind": "diagnostics"}
+    return ChannelMessage(300.0, {**message, "payload": payload})
+
+
+def test_a_diagnostics_command_uploads_only_diagnosis_fields_and_the_agents_log() -> None:
+    agent = channel_agent(network=NetworkInfo("wifi", "10.1.2.3", "2001:db8::5", "ssid-7"))
+    agent.handle(FaultInjected(200.0, "camera", "lens blocked"))
+    upload = only_request(agent.handle(diagnostics_command()))
+    assert isinstance(upload, HttpRequest) and upload.mtls and upload.method == "POST"
+    assert upload.url == f"{DM}/v1/device/diagnostics" and upload.target == "dm"
+    bundle = upload.json
+    assert bundle is not None and tuple(bundle) == BUNDLE_FIELDS
+    assert bundle["device_id"] == "dev-1" and bundle["mac"] == "02:00:00:00:00:01"
+    assert bundle["ip_address"] == "10.1.2.3" and bundle["command_id"] == 21
+    assert list(bundle["logs"]) == ["agent.log"]
+    assert bundle["logs"]["agent.log"].splitlines() == agent.log.lines()
+    assert "camera fault: lens blocked" in bundle["logs"]["agent.log"]
+    # what the service checks an upload against
+    device = Device(id="dev-1", mac="02:00:00:00:00:01")
+    assert check_bundle(device, bundle)["logs"] == bundle["logs"]
+
+
+def test_a_diagnostics_bundle_holds_the_log_at_the_pushed_level() -> None:
+    agent = channel_agent()
+    upload = only_request(agent.handle(diagnostics_command(21)))
+    assert upload.json is not None and "DEBUG" not in upload.json["logs"]["agent.log"]
+    agent.handle(HttpResponse(301.0, upload.request_id, 201, {"bundle_id": "b1"}))
+    agent.handle(config_command({"log.level": "debug"}))
+    upload = only_request(agent.handle(diagnostics_command(22)))
+    assert (
+        upload.json is not None
+        and " DEBUG setting log.level = debug" in (upload.json["logs"]["agent.log"])
+    )
+
+
+def test_a_stored_bundle_needs_no_acknowledgement_and_a_refused_one_gets_one() -> None:
+    agent = channel_agent()
+    upload = only_request(agent.handle(diagnostics_command(21)))
+    assert agent.handle(diagnostics_command(21)) == []  # delivered again while uploading
+    assert agent.handle(HttpResponse(301.0, upload.request_id, 201, {"bundle_id": "b1"})) == []
+    upload = only_request(agent.handle(diagnostics_command(22)))
+    out = agent.handle(HttpResponse(302.0, upload.request_id, 422, {"field": "logs"}))
+    assert acks(out) == [
+        {"type": "ack", "command_id": 22, "result": {"uploaded": False, "status": 422}}
+    ]
+
+
+def test_a_lost_upload_is_made_again_when_the_command_comes_again() -> None:
+    agent = channel_agent()
+    upload = only_request(agent.handle(diagnostics_command(21)))
+    assert agent.handle(RequestFailed(301.0, upload.request_id, "timeout")) == []
+    (again,) = agent.handle(diagnostics_command(21))
+    assert isinstance(again, HttpRequest) and again.purpose == "diagnostics"
+
+
+def test_a_refused_certificate_on_upload_goes_back_to_enrollment() -> None:
+    agent = channel_agent()
+    upload = only_request(agent.handle(diagnostics_command(21)))
+    out = agent.handle(HttpResponse(301.0, upload.request_id, 403, {"error": "Forbidden"}))
+    assert ForgetCredential() in out and not agent.enrolled

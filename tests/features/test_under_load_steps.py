@@ -1,7 +1,8 @@
 """The checks behind features/under_load.feature fail on evidence in which their claim is false:
 an enrollment the region accepted, an undeployed device's MAC or an unknown telemetry field found
 in a stored row, telemetry of the load stored with an unlisted field or not stored at all, checks
-made outside the load's window, and a load that was not yet running when the scenarios began."""
+made outside the load's window (tests/comply/checks/test_checks_under_load.py), and a load that was
+not yet running when the scenarios began."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from features.steps.under_load_steps import listed_telemetry_stored, load_ran
 from load.scenario import load_load_scenario
 from load.window import HistoryRow
 from roomtrust.comply.checks import CheckFailed, common
+from roomtrust.comply.checks.under_load import listed_telemetry_stored
 from roomtrust.comply.evidence import EmptySelection
 from roomtrust.harness.load import LOAD_NAME, LOAD_REGION, LOAD_SCENARIO, LOAD_USERS, load_is_ready
 from roomtrust.harness.stores import stored_places, telemetry_since
@@ -92,23 +93,6 @@ def test_the_loads_telemetry_must_be_stored_and_hold_only_listed_fields(store: s
         listed_telemetry_stored(telemetry_since(store, 0, {"d1", "d2"}))
     with pytest.raises(EmptySelection, match="selected no telemetry rows"):
         listed_telemetry_stored(telemetry_since(store, 3, {"d1"}))
-
-
-def _rows(users: int = 300, seconds: int = 10) -> list[HistoryRow]:
-    return [HistoryRow(T0 + i, users, "", "Aggregated", 150 * (i + 1), 0) for i in range(seconds)]
-
-
-def test_checks_must_fall_inside_the_load_of_the_provisioned_devices() -> None:
-    bracket = load_ran(_rows(), T0 + 3.5, T0 + 6, 300, 300)
-    assert bracket.requests > 0
-    with pytest.raises(CheckFailed, match="the load had stopped or stalled"):
-        load_ran(_rows(), T0 + 3.5, T0 + 12, 300, 300)
-    with pytest.raises(CheckFailed, match="the load had not started"):
-        load_ran(_rows(), T0 - 5, T0 + 6, 300, 300)
-    with pytest.raises(CheckFailed, match="fewer than 300 users"):
-        load_ran(_rows(users=120), T0 + 3.5, T0 + 6, 300, 300)
-    with pytest.raises(CheckFailed, match="only 120 device"):
-        load_ran(_rows(), T0 + 3.5, T0 + 6, 300, 120)
 
 
 @pytest.mark.parametrize(

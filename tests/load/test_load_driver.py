@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devices_virtual.agent import AgentConfig, DeviceAgent, DeviceIdentity, Phase
+from devices_virtual.agent.firmware import NO_RELEASE_KEY
 from devices_virtual.meeting_client import MeetingClient, PasswordLogin, Start, State
 from devices_virtual.models import get_model
 from load.client.driver import (
@@ -150,6 +151,62 @@ def test_command_channel_messages_fire_receipts() -> None:
     on_close(4003)
     assert not driver.agent.enrolled and driver.tls is None
     assert set(script.forgotten) == {"d1"}
+
+
+def test_the_agent_applies_a_pushed_profile_and_uploads_diagnostics_under_load() -> None:
+    script = Script(
+        {
+            "/v1/enroll": ENROLLED,
+            "/v1/device/heartbeat": Reply(200, {}, 2),
+            "/v1/device/telemetry": Reply(200, {}, 2),
+            "/v1/device/diagnostics": Reply(201, {"bundle_id": "b1"}, 2),
+        }
+    )
+    events = Events()
+    driver = _device(script, events)
+    driver.power_on()
+    driver.tick("boot")
+    on_message, _on_close = script.sockets[0]
+    payload = {"version": "load@1", "values": {"dm.telemetry_s": 120, "log.level": "debug"}}
+    on_message(
+        json.dumps({"type": "command", "command_id": 5, "kind": "config", "payload": payload})
+    )
+    assert script.sent == [
+        {"type": "ack", "command_id": 5, "result": {"applied": True, "version": "load@1"}}
+    ]
+    assert driver.due["telemetry"] == pytest.approx(driver.clock() + 120, abs=5)
+    assert ("WSS send", "dm ack") in events.names()
+    assert events.names()[-1] == ("HTTP", "dm telemetry")  # the applied version is reported
+    diagnostics = {"type": "command", "command_id": 6, "kind": "diagnostics", "payload": {}}
+    on_message(json.dumps(diagnostics))
+    assert script.seen[-1] == ("POST", "/v1/device/diagnostics", True, None)
+    assert events.names()[-1] == ("HTTP", "dm diagnostics") and not events.failed()
+
+
+def test_a_firmware_download_is_fetched_with_the_device_certificate() -> None:
+    script = Script(
+        {
+            "/v1/enroll": ENROLLED,
+            "/v1/device/heartbeat": Reply(200, {}, 2),
+            "/v1/device/telemetry": Reply(200, {}, 2),
+            "/v1/device/firmware/dl1": Reply(200, b"not a package", 13),
+            "/v1/device/health": Reply(200, {}, 2),
+        }
+    )
+    events = Events()
+    driver = _device(script, events)
+    driver.power_on()
+    driver.tick("boot")
+    on_message, _on_close = script.sockets[0]
+    payload = {"op": "install", "download": "/v1/device/firmware/dl1", "key": "A" * 43 + "="}
+    on_message(
+        json.dumps({"type": "command", "command_id": 7, "kind": "firmware", "payload": payload})
+    )
+    assert ("GET", "/v1/device/firmware/dl1", True, None) in script.seen
+    assert ("HTTP", "dm firmware") in events.names()
+    # the bytes reached the agent, which checks them before anything is installed
+    (ack,) = [m for m in script.sent if m["type"] == "ack"]
+    assert ack["result"]["ok"] is False and ack["result"]["reason"] == NO_RELEASE_KEY
 
 
 def test_undeployed_device_counts_403_as_wanted_and_201_as_failure() -> None:

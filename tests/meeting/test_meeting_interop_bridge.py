@@ -7,6 +7,7 @@ import secrets
 from media_core.rtp import RtpPacket
 from media_core.sources import PCMU
 from media_core.srtp import Direction, KeyMaterial, SrtpProfile, SrtpSession
+from protocol.signaling import MessageType
 from services.meeting.interop.bridge import SrtpBridge
 
 PROFILE = SrtpProfile.AES_CM_128_HMAC_SHA1_80
@@ -19,7 +20,7 @@ def key() -> KeyMaterial:
 
 def grant(send: KeyMaterial, receive: KeyMaterial) -> dict[str, object]:
     return {
-        "type": "media.keys",
+        "type": MessageType.MEDIA_KEYS.value,
         "profile": PROFILE.value,
         "media": {"host": RELAY[0], "port": RELAY[1]},
         "send_key": send.encode(),

@@ -27,6 +27,8 @@ from media_core import g711
 from media_core.rtp import RtpPacket
 from media_core.sources import AudioSource
 from media_core.srtp import Direction, KeyMaterial, SrtpSession
+from protocol.errors import ErrorCode
+from protocol.signaling import Admit, Auth, End, Join, MessageType
 from protocol.stack import Stack
 from roomtrust.comply import tlsprobe
 from roomtrust.harness.call import MediaCall
@@ -93,8 +95,8 @@ async def close_calls(calls: list[MediaCall]) -> None:
 
 async def moderator(api: MeetingApi, conference_id: str, password: str) -> Signal:
     sig = await api.signaling().__aenter__()
-    await sig.send({"type": "join", "conference_id": conference_id, "password": password})
-    await sig.expect("admitted")
+    await sig.send(Join(conference_id, password).encode())
+    await sig.expect(MessageType.ADMITTED)
     return sig
 
 
@@ -188,13 +190,13 @@ def test_the_meetings_lobby_and_password_rules_apply_to_sip(
         queued = queued if isinstance(queued, sip.SipResponse) and queued.status != 100 else None
         queued = queued or await caller.next()
         assert isinstance(queued, sip.SipResponse) and queued.status == 182
-        knock = await mod.expect("lobby.knock")
+        knock = await mod.expect(MessageType.LOBBY_KNOCK)
         assert knock["participant"]["display_name"] == "Polycom Room"
-        await mod.send({"type": "admit", "participant_id": knock["participant"]["participant_id"]})
+        await mod.send(Admit(knock["participant"]["participant_id"]).encode())
         ok = await caller.final()
         assert ok.status == 200
         # the moderator ends the conference: the gateway hangs the SIP system up with a BYE
-        await mod.send({"type": "end"})
+        await mod.send(End().encode())
         bye = await caller.next()
         assert isinstance(bye, sip.SipRequest) and bye.method == "BYE"
         assert bye.call_id == caller.call_id
@@ -276,17 +278,17 @@ def test_signaling_takes_an_interop_sign_in_only_with_the_regions_token(
     async def sign_in(**fields: Any) -> dict[str, Any]:
         uri = url.replace("https://", "wss://") + "/v1/signaling"
         async with websockets.connect(uri, ssl=client_context(ca_file)) as ws:
-            await ws.send(json.dumps({"type": "auth", "caller": "sips:x@example.com", **fields}))
+            await ws.send(json.dumps(Auth(caller="sips:x@example.com", **fields).encode()))
             answer: dict[str, Any] = json.loads(await ws.recv())
             return answer
 
     async def scenario() -> None:
         good = await sign_in(interop_token=token, protocol="h323", name="Room")
-        assert good["type"] == "hello" and good["account_id"].startswith("h323:")
+        assert good["type"] == MessageType.HELLO and good["account_id"].startswith("h323:")
         forged = await sign_in(interop_token="not-the-token", protocol="sips")
-        assert (forged["type"], forged["error"]) == ("error", "Unauthenticated")
+        assert (forged["type"], forged["error"]) == (MessageType.ERROR, ErrorCode.UNAUTHENTICATED)
         unknown = await sign_in(interop_token=token, protocol="sip")
-        assert (unknown["type"], unknown["field"]) == ("error", "protocol")
+        assert (unknown["type"], unknown["field"]) == (MessageType.ERROR, "protocol")
 
     run(scenario())
 

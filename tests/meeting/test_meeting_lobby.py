@@ -3,6 +3,7 @@ rejected or waiting joiners never get the roster; no sequence of joins admits an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import signaling as wire
+from protocol.signaling import MessageType
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.meeting.domain.lobby import (
     Admit,
@@ -17,6 +20,7 @@ from services.meeting.domain.lobby import (
     Close,
     Departed,
     Emptied,
+    Event,
     Join,
     Leave,
     Lobby,
@@ -26,11 +30,11 @@ from services.meeting.domain.lobby import (
 )
 
 
-def sent(actions: Sequence[object], to: str, kind: str | None = None) -> list[dict[str, Any]]:
+def sent(actions: Sequence[object], to: str, kind: MessageType | None = None) -> list[Any]:
     return [
         a.message
         for a in actions
-        if isinstance(a, Send) and a.to == to and (kind is None or a.message["type"] == kind)
+        if isinstance(a, Send) and a.to == to and (kind is None or kind == a.message.TYPE)
     ]
 
 
@@ -42,22 +46,23 @@ def test_open_conference_admits_at_once() -> None:
     lobby = Lobby("sa-1")
     actions = lobby.handle(join("ann"))
     assert Admitted("ann", "acct-ann") in actions
-    assert sent(actions, "ann", "roster")
+    assert sent(actions, "ann", MessageType.ROSTER)
 
 
 def test_newcomer_waits_until_a_moderator_admits() -> None:
     lobby = Lobby("sa-1", locked=True)
     lobby.handle(join("mod", moderator=True))
     actions = lobby.handle(join("bob"))
-    assert sent(actions, "bob", "lobby.waiting")
-    assert not sent(actions, "bob", "roster")
-    assert sent(actions, "mod", "lobby.knock")
+    assert sent(actions, "bob", MessageType.LOBBY_WAITING)
+    assert not sent(actions, "bob", MessageType.ROSTER)
+    assert sent(actions, "mod", MessageType.LOBBY_KNOCK)
     assert "bob" not in lobby.participants
     actions = lobby.handle(Admit("mod", "bob"))
     assert Admitted("bob", "acct-bob") in actions
-    roster = sent(actions, "bob", "roster")[0]
-    assert {p["participant_id"] for p in roster["participants"]} == {"mod", "bob"}
-    assert roster["lobby"] == []
+    roster = sent(actions, "bob", MessageType.ROSTER)[0]
+    assert isinstance(roster, wire.Roster)
+    assert {p.participant_id for p in roster.participants} == {"mod", "bob"}
+    assert roster.lobby == ()
 
 
 def test_early_arrivals_do_not_skip_the_lobby() -> None:
@@ -68,8 +73,8 @@ def test_early_arrivals_do_not_skip_the_lobby() -> None:
     actions = lobby.handle(join("mod", moderator=True))
     assert [a for a in actions if isinstance(a, Admitted)] == [Admitted("mod", "acct-mod")]
     assert set(lobby.participants) == {"mod"}
-    moderator_roster = sent(actions, "mod", "roster")[-1]
-    assert {p["participant_id"] for p in moderator_roster["lobby"]} == {"early1", "early2"}
+    moderator_roster = sent(actions, "mod", MessageType.ROSTER)[-1]
+    assert {p.participant_id for p in moderator_roster.lobby} == {"early1", "early2"}
 
 
 def test_rejected_joiner_gets_no_roster_and_is_closed() -> None:
@@ -77,9 +82,9 @@ def test_rejected_joiner_gets_no_roster_and_is_closed() -> None:
     history = lobby.handle(join("mod", moderator=True))
     history += lobby.handle(join("eve"))
     history += lobby.handle(Reject("mod", "eve"))
-    assert sent(history, "eve", "rejected")
+    assert sent(history, "eve", MessageType.REJECTED)
     assert Close("eve", 4403, "rejected by a moderator") in history
-    assert not sent(history, "eve", "roster")
+    assert not sent(history, "eve", MessageType.ROSTER)
     assert "eve" not in lobby.waiting and "eve" not in lobby.participants
     with pytest.raises(NotFound):
         lobby.handle(Admit("mod", "eve"))
@@ -126,11 +131,11 @@ def test_unlocking_does_not_admit_those_already_waiting() -> None:
 names = st.sampled_from([f"p{i}" for i in range(50)])
 non_moderator_events = st.lists(
     st.one_of(
-        names.map(lambda n: ("join", n)),
-        names.map(lambda n: ("leave", n)),
-        st.tuples(names, names).map(lambda pair: ("admit", *pair)),
-        st.tuples(names, names).map(lambda pair: ("reject", *pair)),
-        st.tuples(names, st.booleans()).map(lambda pair: ("lock", *pair)),
+        names.map(join),
+        names.map(Leave),
+        st.builds(Admit, names, names),
+        st.builds(Reject, names, names),
+        st.builds(SetLock, names, st.booleans()),
     ),
     max_size=120,
 )
@@ -139,29 +144,18 @@ non_moderator_events = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(events=non_moderator_events, escalation=st.booleans())
 def test_no_sequence_of_non_moderator_events_admits_anyone(
-    events: list[tuple[object, ...]], escalation: bool
+    events: list[Event], escalation: bool
 ) -> None:
     lobby = Lobby("sa-1", locked=not escalation, escalation=escalation)
     lobby.handle(join("mod", moderator=True))
     everything = []
-    for kind, *args in events:
-        try:
-            if kind == "join":
-                everything += lobby.handle(join(str(args[0])))
-            elif kind == "leave":
-                everything += lobby.handle(Leave(str(args[0])))
-            elif kind == "admit":
-                everything += lobby.handle(Admit(str(args[0]), str(args[1])))
-            elif kind == "reject":
-                everything += lobby.handle(Reject(str(args[0]), str(args[1])))
-            else:
-                everything += lobby.handle(SetLock(str(args[0]), bool(args[1])))
-        except (Forbidden, NotFound, Conflict):
-            pass
+    for event in events:
+        with contextlib.suppress(Forbidden, NotFound, Conflict):
+            everything += lobby.handle(event)
     assert set(lobby.participants) == {"mod"}
     assert all(a.participant_id == "mod" for a in everything if isinstance(a, Admitted))
     receivers_of_roster = {
-        a.to for a in everything if isinstance(a, Send) and a.message["type"] == "roster"
+        a.to for a in everything if isinstance(a, Send) and a.message.TYPE == MessageType.ROSTER
     }
     assert receivers_of_roster <= {"mod"}
 
@@ -177,7 +171,7 @@ def test_exactly_the_admitted_get_in(order: list[str], admitted: set[int]) -> No
     rostered: set[str] = set()
     for name in sorted(chosen):
         for action in lobby.handle(Admit("mod", name)):
-            if isinstance(action, Send) and action.message["type"] == "roster":
+            if isinstance(action, Send) and action.message.TYPE == MessageType.ROSTER:
                 rostered.add(action.to)
     assert set(lobby.participants) == chosen | {"mod"}
     assert set(lobby.waiting) == set(order) - chosen

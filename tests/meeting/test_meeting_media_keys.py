@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from services.common.runtime import RegionRuntime
 from services.meeting.api.app import build_app
-from services.meeting.api.signaling import PSTN_TRANSPORT, Notify
+from services.meeting.api.media_keys import Notify
+from services.meeting.domain.legs import PSTN_TRANSPORT
 from services.meeting.relay.files import PSTN_TOKEN_FILE
 from services.meeting.store.models import CallLeg
 

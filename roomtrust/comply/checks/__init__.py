@@ -3,13 +3,14 @@
 A Then step gathers evidence from its target (HTTP answers, table counts, stored rows, recorded
 connections, simulation records) and hands it to a check; the check raises `CheckFailed` with a
 reason a reader of the compliance report can act on, or returns. Because a check sees only its
-evidence, the negative-control suite (tests/comply/test_comply_negative_controls.py) can feed each
+evidence, the negative-control suite (tests/comply/checks/test_checks_<family>.py) can feed each
 one evidence in which its property is false and show that it fails, and feed it empty evidence and
 show that a check which selects nothing fails too.
 
-Every check is registered under its family (`dm`, `dm_operations`, `devices`, `meeting`, `sim`,
-or `common` for the ones several families share), so a test can prove that each Then step calls
-a registered check and that each registered check has a negative control.
+Every check is registered under its family (one per feature area, or `common` for the ones several
+families share), so a test can prove that each Then step of every steps module calls a registered
+check and that each registered check has a negative control
+(tests/comply/test_comply_negative_controls.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,20 @@ P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound=Sized)
 
-FAMILIES = ("common", "dm", "dm_operations", "devices", "meeting", "sim")
+FAMILIES = (
+    "common",
+    "dm",
+    "dm_operations",
+    "devices",
+    "firmware",
+    "meeting",
+    "media",
+    "interop",
+    "sim",
+    "under_load",
+    "tls",
+    "infra",
+)
 
 
 class CheckFailed(AssertionError):
@@ -77,6 +91,13 @@ def selected(items: S, what: str) -> S:
     return items
 
 
+def counted(count: int, what: str) -> int:
+    """`count` if it is positive; otherwise the check had nothing to count and fails."""
+    if count <= 0:
+        raise EmptySelection(f"selected no {what}: nothing to check")
+    return count
+
+
 def names_of(items: Iterable[Any]) -> list[str]:
     """Sorted text of a collection, for readable reasons."""
     return sorted(str(i) for i in items)
@@ -89,8 +110,14 @@ def all_checks() -> dict[str, Check]:
         devices,
         dm,
         dm_operations,
+        firmware,
+        infra,
+        interop,
+        media,
         meeting,
         sim,
+        tls,
+        under_load,
     )
 
     return dict(REGISTRY)

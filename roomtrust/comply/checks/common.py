@@ -40,6 +40,7 @@ def answer_names_field(
 @check("common")
 def password_hashes(hashes: Sequence[str | None], minimum: int = 1) -> None:
     """Every stored password is a salted Argon2id hash (and there are enough to check)."""
+    selected(hashes, "stored password hashes")
     require(
         len(hashes) >= minimum,
         f"only {len(hashes)} stored password(s), fewer than the {minimum} this check needs",

@@ -59,6 +59,21 @@ def profile_delivered(
 
 
 @check("dm_operations")
+def profile_acknowledged(acks: Mapping[str, Mapping[str, Any] | None], version: str) -> None:
+    """Each device at the site acknowledged its profile command itself, as applied, with the
+    version (`acks`: device ID -> the result of its acknowledgement, None if none came)."""
+    selected(acks, "acknowledgements of devices at the site")
+    silent = sorted(d for d, result in acks.items() if result is None)
+    require(not silent, f"devices that did not acknowledge the profile: {silent}")
+    refused = sorted(
+        d for d, result in acks.items() if result and result.get("applied") is not True
+    )
+    require(not refused, f"devices that did not apply the profile: {refused}")
+    versions = {str(result.get("version")) for result in acks.values() if result}
+    require(versions == {version}, f"the devices acknowledged versions {names_of(versions)}")
+
+
+@check("dm_operations")
 def nothing_delivered(received: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
     """Devices outside the push's target receive no command (`received`: device ID -> messages)."""
     selected(received, "devices outside the target")

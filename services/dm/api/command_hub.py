@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi import WebSocket
 
+from protocol.dm_channel import CloseCode
+
 log = logging.getLogger("roomtrust.dm.commands")
 
 
@@ -32,7 +34,7 @@ class CommandHub:
         self._locks.setdefault(device_id, asyncio.Lock())
         if old is not None and old is not socket:
             with contextlib.suppress(Exception):
-                await old.close(code=4000, reason="replaced by a newer connection")
+                await old.close(code=CloseCode.REPLACED, reason="replaced by a newer connection")
 
     def detach(self, device_id: str, socket: WebSocket) -> None:
         if self._sockets.get(device_id) is socket:
@@ -57,4 +59,4 @@ class CommandHub:
         socket = self._sockets.pop(device_id, None)
         if socket is not None:
             with contextlib.suppress(Exception):
-                await socket.close(code=4003, reason=reason)
+                await socket.close(code=CloseCode.REVOKED, reason=reason)

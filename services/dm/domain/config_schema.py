@@ -20,6 +20,8 @@ _END_USER_DATA = re.compile(
     re.IGNORECASE,
 )
 _HOST = re.compile(r"^[a-z0-9.-]{1,253}$")
+_NAME = re.compile(r"^[\w .:/@+()#,\-]{1,64}$")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,18 @@ def _zone(field: str, value: Any) -> str:
     return str(value)
 
 
+def _level(field: str, value: Any) -> str:
+    if value not in LOG_LEVELS:
+        raise Invalid(f"must be one of {', '.join(LOG_LEVELS)}", field=field)
+    return str(value)
+
+
+def _name(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise Invalid("must be plain text of 1 to 64 characters", field=field)
+    return value
+
+
 SCHEMA: dict[str, Key] = {
     "audio.volume": Key(_int(0, 100)),
     "audio.noise_suppression": Key(_bool),
@@ -69,7 +83,10 @@ SCHEMA: dict[str, Key] = {
     "ntp.server": Key(_host),
     "time_zone": Key(_zone),
     "dm.heartbeat_s": Key(_int(10, 600)),
+    "dm.telemetry_s": Key(_int(60, 86400)),
     "firmware.auto_update": Key(_bool),
+    "log.level": Key(_level),
+    "device.name": Key(_name),
 }
 
 

@@ -18,16 +18,20 @@ from services.common.clock import as_utc
 from services.meeting.domain import permissions as perms
 from services.meeting.domain.accounts import Identity
 from services.meeting.domain.ids import new_id
+from services.meeting.domain.legs import SIGNALING_TRANSPORT
 from services.meeting.store.models import Account, CallLeg, CallRecord, Conference, Recording
-
-SIGNALING_TRANSPORT = "tls+srtp"
 
 
 def open_call(
-    session: Session, enterprise_id: str, conference_id: str, region: str, now: dt.datetime
+    session: Session,
+    enterprise_id: str,
+    conference_id: str,
+    region: str,
+    now: dt.datetime,
+    call_id: str | None = None,
 ) -> str:
     call = CallRecord(
-        id=new_id(),
+        id=call_id or new_id(),
         enterprise_id=enterprise_id,
         conference_id=conference_id,
         region=region,

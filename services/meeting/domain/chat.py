@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from protocol import signaling as wire
 from services.common.errors import Forbidden, Invalid
 from services.meeting.domain import permissions as perms
-from services.meeting.domain.lobby import Action, Lobby, Message, Send
+from services.meeting.domain.lobby import Action, Lobby, Send
 
 MAX_TEXT = 2000
 HISTORY = 200
@@ -20,7 +20,7 @@ HISTORY = 200
 
 @dataclass
 class ChatRoom:
-    messages: list[Message] = field(default_factory=list)
+    messages: list[wire.ChatMessage] = field(default_factory=list)
     closed: bool = False
 
     def post(
@@ -46,16 +46,16 @@ class ChatRoom:
             raise Invalid(f"text must be 1 to {MAX_TEXT} characters", field="text")
         if to is not None and (not isinstance(to, str) or to not in lobby.participants):
             raise Invalid("no such participant in the conference", field="to")
-        message: Message = wire.ChatMessage(
+        message = wire.ChatMessage(
             sender_id, sender.display_name, text, now.isoformat(), to is not None
-        ).encode()
+        )
         if isinstance(to, str):
             return [Send(pid, message) for pid in dict.fromkeys((sender_id, to))]
         self.messages.append(message)
         del self.messages[:-HISTORY]
         return lobby.broadcast(message)
 
-    def history_for(self, participant_id: str) -> list[Action]:
+    def history_for(self, participant_id: str) -> list[Send]:
         """Earlier public messages of this conference, for a participant just admitted."""
         return [Send(participant_id, m) for m in self.messages]
 

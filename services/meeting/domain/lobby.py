@@ -1,26 +1,30 @@
 """The lobby and roster of one live conference, as a sans-IO state machine (MT-09).
 
-Feed it events (`Join`, `Admit`, `Reject`, `Leave`, `SetLock`) through `handle()`; it returns
-actions (`Send` a message to a participant, `Close` a participant's connection, and the `Admitted`,
-`Departed` and `Emptied` hooks that the driver turns into CDR legs, media keys and session ends).
+Feed it events (`Join`, `Admit`, `Reject`, `Leave`, `SetLock`, `Configure`, `Dissolve`) through
+`handle()`; it returns actions (`Send` a message to a participant, `Close` a participant's
+connection, and the `Admitted`, `Departed`, `Dismissed` and `Emptied` hooks that the conference
+session turns into CDR legs, media keys and session ends). Nothing else writes its state: a lock or
+escalation changed by an administrator is the `Configure` event, the end of the session `Dissolve`.
 
 The admission rule has no way around it: when the conference is locked or uses call escalation,
 every joiner who is not one of its moderators waits in the lobby until a moderator admits them.
 Arriving before any moderator, joining again or joining many times at once admits nobody. Waiting
 and rejected joiners are never sent the roster.
 
-The messages it sends are the signaling protocol's (`protocol.signaling`), encoded for the wire.
+The messages it sends are the signaling protocol's typed messages (`protocol.signaling`); the
+driver encodes them for the wire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from protocol import signaling as wire
 from services.common.errors import Conflict, Forbidden, NotFound
 
-Message = dict[str, object]
+Message = wire.Message
 
 
 @dataclass
@@ -44,9 +48,6 @@ class Participant:
             self.video,
             self.encrypted,
         )
-
-    def public(self) -> Message:
-        return self.view().encode()
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -85,7 +86,21 @@ class SetLock:
     locked: bool
 
 
-Event = Join | Admit | Reject | Leave | SetLock
+@dataclass(frozen=True)
+class Configure:
+    """The conference's lock or call escalation changed outside the call (by an administrator
+    through the API, who was authorised there); `None` keeps a setting as it is."""
+
+    locked: bool | None = None
+    escalation: bool | None = None
+
+
+@dataclass(frozen=True)
+class Dissolve:
+    """The conference session ends: everyone, admitted or waiting, is dismissed."""
+
+
+Event = Join | Admit | Reject | Leave | SetLock | Configure | Dissolve
 
 # -- actions -----------------------------------------------------------------------------------
 
@@ -124,7 +139,14 @@ class Emptied:
     """The last admitted participant has gone: the conference session ends."""
 
 
-Action = Send | Close | Admitted | Departed | Emptied
+@dataclass(frozen=True)
+class Dismissed:
+    """The session ended while this participant was in it (admitted or waiting)."""
+
+    participant_id: str
+
+
+Action = Send | Close | Admitted | Departed | Emptied | Dismissed
 
 CLOSE_REJECTED = wire.SignalingClose.FORBIDDEN
 CLOSE_REMOVED = wire.SignalingClose.REMOVED
@@ -143,20 +165,25 @@ class Lobby:
         return self.locked or self.escalation
 
     def handle(self, event: Event) -> list[Action]:
-        if isinstance(event, Join):
-            return self._join(event)
-        if isinstance(event, Admit):
-            return self._admit(event)
-        if isinstance(event, Reject):
-            return self._reject(event)
-        if isinstance(event, Leave):
-            return self._leave(event.participant_id)
-        return self._set_lock(event)
+        match event:
+            case Join():
+                return self._join(event)
+            case Admit():
+                return self._admit(event)
+            case Reject():
+                return self._reject(event)
+            case Leave():
+                return self._leave(event.participant_id)
+            case SetLock():
+                return self._set_lock(event)
+            case Configure():
+                return self._configure(event)
+            case Dissolve():
+                return self._dissolve()
+            case _:
+                assert_never(event)
 
     # -- queries ----------------------------------------------------------------------------
-
-    def admitted_ids(self) -> list[str]:
-        return list(self.participants)
 
     def moderator(self, participant_id: str) -> Participant:
         """The participant, if it is an admitted moderator; otherwise a refusal."""
@@ -167,11 +194,11 @@ class Lobby:
             raise Forbidden("only a moderator of the conference may do this", field=None)
         return actor
 
-    def roster_message(self, for_id: str) -> Message:
+    def roster_message(self, for_id: str) -> wire.Roster:
         viewer = self.participants[for_id]
         lobby = tuple(p.view() for p in self.waiting.values()) if viewer.moderator else ()
         participants = tuple(p.view() for p in self.participants.values())
-        return wire.Roster(self.conference_id, participants, lobby, self.locked).encode()
+        return wire.Roster(self.conference_id, participants, lobby, self.locked)
 
     def roster_updates(self, only_moderators: bool = False) -> list[Action]:
         return [
@@ -199,9 +226,9 @@ class Lobby:
         )
         if self.needs_admission and not person.moderator:
             self.waiting[person.participant_id] = person
-            knock: Message = wire.LobbyKnock(person.view()).encode()
+            knock: Message = wire.LobbyKnock(person.view())
             waiting = wire.LobbyWaiting(self.conference_id, person.participant_id)
-            actions: list[Action] = [Send(person.participant_id, waiting.encode())]
+            actions: list[Action] = [Send(person.participant_id, waiting)]
             actions += [Send(pid, knock) for pid, p in self.participants.items() if p.moderator]
             return actions + self.roster_updates(only_moderators=True)
         return self._enter(person)
@@ -211,7 +238,7 @@ class Lobby:
         return [
             Send(
                 person.participant_id,
-                wire.Admitted(self.conference_id, person.participant_id, person.moderator).encode(),
+                wire.Admitted(self.conference_id, person.participant_id, person.moderator),
             ),
             *self.roster_updates(),
             Admitted(person.participant_id, person.account_id),
@@ -232,9 +259,7 @@ class Lobby:
         return [
             Send(
                 person.participant_id,
-                wire.Rejected(
-                    self.conference_id, "a moderator declined your request to join"
-                ).encode(),
+                wire.Rejected(self.conference_id, "a moderator declined your request to join"),
             ),
             Close(person.participant_id, CLOSE_REJECTED, "rejected by a moderator"),
             *self.roster_updates(only_moderators=True),
@@ -256,7 +281,7 @@ class Lobby:
         if participant_id not in self.participants:
             raise NotFound("no such participant in the conference", field="target")
         return [
-            Send(participant_id, wire.Removed(by).encode()),
+            Send(participant_id, wire.Removed(by)),
             Close(participant_id, CLOSE_REMOVED, "removed by a moderator"),
             *self._leave(participant_id),
         ]
@@ -265,3 +290,16 @@ class Lobby:
         self.moderator(event.moderator_id)
         self.locked = event.locked
         return self.roster_updates()
+
+    def _configure(self, event: Configure) -> list[Action]:
+        if event.locked is not None:
+            self.locked = event.locked
+        if event.escalation is not None:
+            self.escalation = event.escalation
+        return self.roster_updates()
+
+    def _dissolve(self) -> list[Action]:
+        everyone = [*self.participants, *self.waiting]
+        self.participants.clear()
+        self.waiting.clear()
+        return [Dismissed(pid) for pid in everyone]

@@ -35,7 +35,7 @@ def mute(lobby: Lobby, actor_id: str, target: str) -> list[Action]:
     actions: list[Action] = []
     for pid in _targets(lobby, actor_id, target):
         lobby.participants[pid].audio = False
-        actions.append(Send(pid, wire.Muted(by).encode()))
+        actions.append(Send(pid, wire.Muted(by)))
     return actions + lobby.roster_updates()
 
 
@@ -63,5 +63,5 @@ def set_own_media(
         person.audio = audio
     if video is not None:
         person.video = video
-    state = wire.MediaState(participant_id, person.audio, person.video).encode()
+    state = wire.MediaState(participant_id, person.audio, person.video)
     return [*lobby.broadcast(state), *lobby.roster_updates()]

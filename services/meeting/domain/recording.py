@@ -134,14 +134,28 @@ def start(
     if enterprise is None or not enterprise.recording_enabled:
         raise Forbidden("the administrator has not enabled recording", field="action")
     actor.require(perms.RECORD)
-    recording_id = new_id()
+    return begin(session, storage, conference, actor.account_id, participant_accounts, now)
+
+
+def begin(
+    session: Session,
+    storage: RecordingStorage,
+    conference: Conference,
+    recorder_id: str,
+    participant_accounts: Sequence[str],
+    now: dt.datetime,
+    recording_id: str | None = None,
+) -> Recording:
+    """Create the recording's row and encrypted file. The rules (enabled, permission) were
+    checked by the caller: `start` above, or the conference session."""
+    recording_id = recording_id or new_id()
     key_wrapped = storage.new_key(recording_id)[1]
     recording = Recording(
         id=recording_id,
         enterprise_id=conference.enterprise_id,
         conference_id=conference.id,
         region=conference.region,
-        recorder_id=actor.account_id,
+        recorder_id=recorder_id,
         participant_ids=sorted(set(participant_accounts)),
         shared_with=[],
         started_at=now,

@@ -1,4 +1,4 @@
-"""The interop gateway process: the asyncio driver around `InteropCore` (MT-07).
+"""The interop gateway process: the asyncio driver around `SipCore` and `H323Core` (MT-07).
 
 `python -m services.meeting.interop --region R --home H` runs it on 127.0.0.1 with two listeners,
 both TLS (1.2 or 1.3, ECDHE with AEAD suites: `services.common.tls.server_context`) with a server
@@ -32,15 +32,41 @@ import signal
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import websockets
 
+from protocol import signaling
+from protocol.errors import ErrorCode
+from protocol.signaling_client import SignalingClient
 from services.common.ca import RegionCA
 from services.common.server import write_ready_file
-from services.common.tls import client_context, server_context
-from services.meeting.interop import core
+from services.common.tls import server_context
 from services.meeting.interop.bridge import SrtpBridge
+from services.meeting.interop.common import (
+    Action,
+    Admitted,
+    CloseConnection,
+    Connected,
+    ConnectionLost,
+    DataReceived,
+    Decision,
+    Ended,
+    Event,
+    GatewayCore,
+    JoinConference,
+    LeaveConference,
+    Lobby,
+    MediaOpened,
+    OpenMedia,
+    Refusal,
+    Refused,
+    Send,
+    StartMedia,
+    refusal_of,
+)
+from services.meeting.interop.h323_core import H323Core
+from services.meeting.interop.sip_core import SipCore
 from services.meeting.relay.files import interop_token, region_directory
 
 log = logging.getLogger("roomtrust.meeting.interop")
@@ -67,11 +93,11 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class _Signaling(asyncio.Protocol):
-    """One TLS connection on a listener; bytes go to the core, its actions come back."""
+    """One TLS connection on a listener; bytes go to the listener's core, its actions come back."""
 
-    def __init__(self, gateway: Gateway, protocol: str) -> None:
+    def __init__(self, gateway: Gateway, core: GatewayCore) -> None:
         self.gateway = gateway
-        self.protocol = protocol
+        self.core = core
         self.conn = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,28 +106,28 @@ class _Signaling(asyncio.Protocol):
         tls = transport.get_extra_info("ssl_object")
         peer = transport.get_extra_info("peername") or ("", 0)
         version = tls.version() if isinstance(tls, ssl.SSLObject) else "none"
-        event = core.Connected(self.conn, self.protocol, (peer[0], peer[1]), version or "")
-        self.gateway.feed(event)
+        self.gateway.feed(self.core, Connected(self.conn, (peer[0], peer[1]), version or ""))
 
     def data_received(self, data: bytes) -> None:
-        self.gateway.feed(core.DataReceived(self.conn, data))
+        self.gateway.feed(self.core, DataReceived(self.conn, data))
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gateway.detach(self.conn)
-        self.gateway.feed(core.ConnectionLost(self.conn))
+        self.gateway.feed(self.core, ConnectionLost(self.conn))
 
 
 @dataclass(eq=False)
 class CallIO:
     call_id: str
+    core: GatewayCore  # the core that owns the call: its media and conference events go there
     caller_side: asyncio.DatagramTransport | None = None
     conference_side: asyncio.DatagramTransport | None = None
     bridge: SrtpBridge | None = None
     grants: list[dict[str, Any]] = field(default_factory=list)
-    ws: Any = None
+    signaling: SignalingClient | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     admitted: bool = False
 
@@ -111,10 +137,11 @@ class Gateway:
         self.home = home
         self.region = region
         self.host = host
-        self.core = core.InteropCore(host, sip_port, secrets.token_bytes)
-        self.transports: dict[int, asyncio.Transport] = {}
+        self.sip = SipCore(host, sip_port, secrets.token_bytes)
+        self.h323 = H323Core(secrets.token_bytes)
+        self.transports: dict[int, asyncio.Transport] = {}  # connection ids span both listeners
         self.calls: dict[str, CallIO] = {}
-        self.decisions: list[core.Decision] = []
+        self.decisions: list[Decision] = []
         self._next = 0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -128,44 +155,47 @@ class Gateway:
     def detach(self, conn: int) -> None:
         self.transports.pop(conn, None)
 
-    def feed(self, event: core.Event) -> None:
-        for action in self.core.handle(event):
-            self._act(action)
+    def feed(self, core: GatewayCore, event: Event) -> None:
+        for action in core.handle(event):
+            self._act(core, action)
 
-    def _act(self, action: core.Action) -> None:
-        if isinstance(action, core.Send):
-            transport = self.transports.get(action.conn)
-            if transport is not None and not transport.is_closing():
-                transport.write(action.data)
-        elif isinstance(action, core.CloseConnection):
-            transport = self.transports.get(action.conn)
-            if transport is not None:
-                transport.close()
-        elif isinstance(action, core.OpenMedia):
-            call = self.calls.setdefault(action.call_id, CallIO(action.call_id))
-            self._spawn(call, self._open_media(call))
-        elif isinstance(action, core.JoinConference):
-            call = self.calls.setdefault(action.call_id, CallIO(action.call_id))
-            self._spawn(call, self._join(call, action))
-        elif isinstance(action, core.StartMedia):
-            self._start_media(action)
-        elif isinstance(action, core.LeaveConference):
-            gone = self.calls.pop(action.call_id, None)
-            if gone is not None:
-                task = asyncio.get_running_loop().create_task(self._hang_up(gone))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-        elif isinstance(action, core.Decision):
-            self.decisions.append(action)
-            del self.decisions[:-200]
-            log.info(
-                "%s call %s: %s (%s) %s",
-                action.protocol,
-                action.call_id or "-",
-                action.outcome,
-                action.code,
-                action.reason,
-            )
+    def _act(self, core: GatewayCore, action: Action) -> None:
+        match action:
+            case Send():
+                transport = self.transports.get(action.conn)
+                if transport is not None and not transport.is_closing():
+                    transport.write(action.data)
+            case CloseConnection():
+                transport = self.transports.get(action.conn)
+                if transport is not None:
+                    transport.close()
+            case OpenMedia():
+                call = self.calls.setdefault(action.call_id, CallIO(action.call_id, core))
+                self._spawn(call, self._open_media(call))
+            case JoinConference():
+                call = self.calls.setdefault(action.call_id, CallIO(action.call_id, core))
+                self._spawn(call, self._join(call, action))
+            case StartMedia():
+                self._start_media(action)
+            case LeaveConference():
+                gone = self.calls.pop(action.call_id, None)
+                if gone is not None:
+                    task = asyncio.get_running_loop().create_task(self._hang_up(gone))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+            case Decision():
+                self.decisions.append(action)
+                del self.decisions[:-200]
+                log.info(
+                    "%s call %s: %s (%s) %s",
+                    action.protocol,
+                    action.call_id or "-",
+                    action.outcome,
+                    action.code,
+                    action.reason,
+                )
+            case _:
+                assert_never(action)
 
     @staticmethod
     def _spawn(call: CallIO, coroutine: Any) -> None:
@@ -192,7 +222,7 @@ class Gateway:
             return
         call.caller_side, call.conference_side = caller_side, conference_side
         host, port = caller_side.get_extra_info("sockname")[:2]
-        self.feed(core.MediaOpened(call.call_id, host, port))
+        self.feed(call.core, MediaOpened(call.call_id, host, port))
 
     def _from_caller(self, call: CallIO, address: Address, data: bytes) -> None:
         if call.bridge is not None and call.conference_side is not None:
@@ -205,7 +235,7 @@ class Gateway:
             for target, out in call.bridge.conference_datagram(address, data, now):
                 call.caller_side.sendto(out, target)
 
-    def _start_media(self, action: core.StartMedia) -> None:
+    def _start_media(self, action: StartMedia) -> None:
         call = self.calls.get(action.call_id)
         if call is None:
             return
@@ -224,73 +254,72 @@ class Gateway:
     def signaling_uri(self) -> tuple[str, Path]:
         directory = region_directory(self.home, self.region)
         port = json.loads((directory / "ready.json").read_text())["port"]
-        return f"wss://127.0.0.1:{port}/v1/signaling", directory / "ca" / "ca.pem"
+        return f"wss://127.0.0.1:{port}{signaling.PATH}", directory / "ca" / "ca.pem"
 
-    async def _join(self, call: CallIO, action: core.JoinConference) -> None:
+    async def _join(self, call: CallIO, action: JoinConference) -> None:
         try:
             uri, ca_file = self.signaling_uri()
-            call.ws = await websockets.connect(uri, ssl=client_context(ca_file), close_timeout=2)
-            auth = {
-                "type": "auth",
-                "interop_token": interop_token(self.home, self.region),
-                "protocol": action.protocol,
-                "caller": action.caller,
-                "name": action.display_name,
-            }
-            await call.ws.send(json.dumps(auth))
-            join: dict[str, Any] = {"type": "join", "conference_id": action.conference_id}
-            if action.password is not None:
-                join["password"] = action.password
-            await call.ws.send(json.dumps(join))
+            call.signaling = client = SignalingClient(uri, ca_file, close_timeout=2.0)
+            auth = signaling.Auth(
+                interop_token=interop_token(self.home, self.region),
+                protocol=action.protocol.value,
+                caller=action.caller,
+                name=action.display_name,
+            )
+            await client.connect(auth)
+            await client.join(action.conference_id, action.password)
             if not self._live(call):
-                await call.ws.close()
+                await client.close()
                 return
         except (OSError, ValueError, websockets.WebSocketException) as exc:
-            self.feed(core.ConferenceAnswer(action.call_id, "refused", "Unavailable", str(exc)))
+            refused = Refused(
+                call.call_id, Refusal.UNAVAILABLE, str(exc) or ErrorCode.UNAVAILABLE.value
+            )
+            self.feed(call.core, refused)
             return
-        await self._listen(call)
+        await self._listen(call, client)
 
-    async def _listen(self, call: CallIO) -> None:
-        reason = "the meeting's signaling closed"
+    async def _listen(self, call: CallIO, client: SignalingClient) -> None:
         try:
-            async for raw in call.ws:
-                message = json.loads(raw)
-                if not isinstance(message, dict):
-                    continue
-                kind = message.get("type")
-                if kind in ("media.keys", "media.move"):
-                    if call.bridge is not None:
-                        call.bridge.endpoint.handle_message(message)
-                    else:
-                        call.grants.append(message)
-                elif kind == "lobby.waiting":
-                    self.feed(core.ConferenceAnswer(call.call_id, "lobby"))
-                elif kind == "admitted":
-                    call.admitted = True
-                    self.feed(core.ConferenceAnswer(call.call_id, "admitted"))
-                elif kind == "error" and not call.admitted:
-                    error, text = str(message.get("error")), str(message.get("reason") or "")
-                    self.feed(core.ConferenceAnswer(call.call_id, "refused", error, text))
-                    return
-                elif kind == "rejected":
-                    self.feed(core.ConferenceAnswer(call.call_id, "refused", "Rejected", kind))
-                    return
-                elif kind in ("removed", "conference.ended"):
-                    self.feed(core.ConferenceAnswer(call.call_id, "ended", None, kind))
-                    return
+            async for message in client:
+                match message:
+                    case signaling.MediaKeys() | signaling.MediaMove():
+                        if call.bridge is not None:
+                            call.bridge.endpoint.handle_message(message.encode())
+                        else:
+                            call.grants.append(message.encode())
+                    case signaling.LobbyWaiting():
+                        self.feed(call.core, Lobby(call.call_id))
+                    case signaling.Admitted():
+                        call.admitted = True
+                        self.feed(call.core, Admitted(call.call_id))
+                    case signaling.Error() if not call.admitted:
+                        text = message.reason or message.error.value
+                        self.feed(call.core, Refused(call.call_id, refusal_of(message.error), text))
+                        return
+                    case signaling.Rejected():
+                        refused = Refused(call.call_id, Refusal.REJECTED, message.TYPE.value)
+                        self.feed(call.core, refused)
+                        return
+                    case signaling.Removed() | signaling.ConferenceEnded():
+                        self.feed(call.core, Ended(call.call_id, message.TYPE.value))
+                        return
+                    case _:
+                        pass  # the roster, chat, notices and the like change nothing for the call
         except (websockets.WebSocketException, OSError, ValueError) as exc:
-            reason = f"signaling: {exc}"
-        self.feed(core.ConferenceAnswer(call.call_id, "ended", "Unavailable", reason))
+            self.feed(call.core, Ended(call.call_id, f"signaling: {exc}"))
+            return
+        self.feed(call.core, Ended(call.call_id, _closed(client.close_code)))
 
     async def _hang_up(self, call: CallIO) -> None:
         current = asyncio.current_task()
         for task in call.tasks:
             if task is not current:
                 task.cancel()
-        if call.ws is not None:
+        if call.signaling is not None:
             with contextlib.suppress(Exception):
-                await call.ws.send(json.dumps({"type": "leave"}))
-                await call.ws.close()
+                await call.signaling.leave()
+                await call.signaling.close()
         for transport in (call.caller_side, call.conference_side):
             if transport is not None:
                 transport.close()
@@ -301,6 +330,15 @@ class Gateway:
         self.calls.clear()
         for transport in list(self.transports.values()):
             transport.close()
+
+
+def _closed(code: int | None) -> str:
+    """Why the call ends when the meeting's signaling closed without a word about the call."""
+    if code in (1000, 1001):
+        return "the meeting's signaling closed"
+    if code is None:
+        return "signaling: closed without a close frame"
+    return f"signaling: closed with code {code}"
 
 
 def _tls(home: Path, region: str, host: str) -> tuple[ssl.SSLContext, Path]:
@@ -321,10 +359,10 @@ async def run_gateway(
     ready.unlink(missing_ok=True)
     holder: list[Gateway] = []
     sip_server = await loop.create_server(
-        lambda: _Signaling(holder[0], core.SIP), host, sip_port, ssl=ctx
+        lambda: _Signaling(holder[0], holder[0].sip), host, sip_port, ssl=ctx
     )
     h323_server = await loop.create_server(
-        lambda: _Signaling(holder[0], core.H323), host, h323_port, ssl=ctx
+        lambda: _Signaling(holder[0], holder[0].h323), host, h323_port, ssl=ctx
     )
     actual_sip = sip_server.sockets[0].getsockname()[1]
     actual_h323 = h323_server.sockets[0].getsockname()[1]

@@ -1,0 +1,95 @@
+"""The DM region's background work: the loops that run while the app runs (offline alerts, the
+diagnostics retention purge, the rollout engine's clock), the lifespan that starts and stops them
+with the group committer, and `spawn` for work a request does not wait for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.common.group_commit import GroupCommitter
+from services.dm.api.delivery import in_engine
+from services.dm.api.state import DmState
+from services.dm.domain import alerts, diagnostics
+
+log = logging.getLogger("roomtrust.dm")
+ALERT_EVALUATION_SECONDS = 30.0
+ROLLOUT_TICK_SECONDS = 1.0
+
+
+async def purge_periodically(state: DmState) -> None:
+    """Delete expired diagnostics bundles, at once and then every retention interval."""
+    while True:
+        try:
+            purge = partial(
+                diagnostics.purge_expired, blobs=state.diagnostic_blobs, now=state.now()
+            )
+            await state.in_tx(purge)
+        except Exception:
+            log.exception("diagnostics purge failed")
+        await asyncio.sleep(state.runtime.settings.retention_interval_seconds)
+
+
+async def evaluate_alerts_periodically(state: DmState) -> None:
+    """Raise and clear offline alerts against the region's clock."""
+    while True:
+        await asyncio.sleep(ALERT_EVALUATION_SECONDS)
+        try:
+            evaluate = partial(alerts.evaluate, now=state.now(), offline_after=state.offline_after)
+            await state.in_tx(evaluate)
+        except Exception:
+            log.exception("alert evaluation failed")
+
+
+async def tick_rollouts_periodically(state: DmState) -> None:
+    """Give the rollout engine the time, so waits and windows end without a request."""
+    while True:
+        await asyncio.sleep(ROLLOUT_TICK_SECONDS)
+        try:
+            await in_engine(state, partial(state.engine.tick, now=state.now()))
+        except Exception:
+            log.exception("rollout tick failed")
+
+
+LOOPS: tuple[Callable[[DmState], Coroutine[Any, Any, None]], ...] = (
+    evaluate_alerts_periodically,
+    purge_periodically,
+    tick_rollouts_periodically,
+)
+
+
+def lifespan(state: DmState) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the group committer and the loops, for as long as the app runs."""
+
+    @contextlib.asynccontextmanager
+    async def run(_app: FastAPI) -> AsyncIterator[None]:
+        state.committer = GroupCommitter(state.runtime.sessions)
+        tasks = [asyncio.create_task(loop(state)) for loop in LOOPS]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            state.committer.close()
+            state.committer = None
+
+    return run
+
+
+def spawn(state: DmState, work: Coroutine[Any, Any, Any]) -> None:
+    """Run `work` without waiting for it; a failure is logged."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        state.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    task = asyncio.ensure_future(work)
+    state.tasks.add(task)
+    task.add_done_callback(done)

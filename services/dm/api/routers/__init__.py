@@ -1,0 +1,1 @@
+"""The DM API's routes, one router per area; `services.dm.api.app` includes them all."""
