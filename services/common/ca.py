@@ -116,6 +116,27 @@ class RegionCA:
         return cls(name, key, cert)
 
     @classmethod
+    def from_pem(cls, name: str, cert_pem: bytes, key_pem: bytes) -> RegionCA:
+        """A CA from its PEM certificate and key (e.g. Key Vault secrets mounted as files);
+        raises ValueError when they are unreadable, not a CA, or do not belong together."""
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"cannot read the region CA: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the region CA key must be an EC P-256 key")
+        if cert.public_key() != key.public_key():
+            raise ValueError("the region CA certificate does not belong to its key")
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise ValueError("the region CA certificate is not a CA certificate")
+        return cls(name, key, cert)
+
+    @classmethod
     def load_or_create(cls, directory: Path, name: str) -> RegionCA:
         key_path, cert_path = directory / "ca.key", directory / "ca.pem"
         if key_path.exists() and cert_path.exists():

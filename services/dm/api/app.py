@@ -26,10 +26,9 @@ from sqlalchemy.orm import Session
 
 from services.common.api import bearer_token, client_certificate, install_error_handlers
 from services.common.asgi_tls import peer_cert_pem
-from services.common.blobstore import DirectoryBlobStore
 from services.common.db import transaction
 from services.common.errors import DomainError, Invalid
-from services.common.firmware import load_or_create_release_key, public_key_pem
+from services.common.firmware import public_key_pem
 from services.common.group_commit import GroupCommitter
 from services.common.runtime import RegionRuntime
 from services.dm.api.command_hub import CommandHub
@@ -65,9 +64,9 @@ def build_app(runtime: RegionRuntime) -> FastAPI:
     offline_after = dt.timedelta(minutes=runtime.settings.offline_alert_minutes)
     committer: GroupCommitter | None = None
     hub = CommandHub()
-    diagnostic_blobs = DirectoryBlobStore(runtime.directory / "objects" / "diagnostics")
-    firmware_blobs = DirectoryBlobStore(runtime.directory / "objects" / "firmware")
-    release_key = load_or_create_release_key(runtime.directory / "release")
+    diagnostic_blobs = runtime.blob_store("diagnostics")
+    firmware_blobs = runtime.blob_store("firmware")
+    release_key = runtime.release_key()
     engine = RolloutEngine(runtime.sessions, runtime.region)
 
     async def purge_periodically() -> None:
