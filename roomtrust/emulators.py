@@ -11,6 +11,7 @@ import contextlib
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ def azurite(host: str = "127.0.0.1") -> Iterator[AzuriteBlob]:
                 port = int(match.group(1))
             elif time.monotonic() > deadline:
                 raise RuntimeError(f"Azurite did not listen within {START_TIMEOUT} s")
+        # keep reading what it prints, so a full pipe never stalls it
+        threading.Thread(target=process.stdout.read, name="azurite-output", daemon=True).start()
         yield AzuriteBlob(host, port)
     finally:
         process.terminate()

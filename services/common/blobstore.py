@@ -145,11 +145,12 @@ class AzureBlobStore:
 
 def open_blob_store(settings: Settings, directory: Path, container: str) -> BlobStore:
     """The store of one container (`firmware`, `diagnostics`) as the settings say: a directory
-    under `directory`, or the Azure container `<blob_container_prefix><container>`."""
+    under `blob_directory` (default `directory`), or the Azure container
+    `<blob_container_prefix><container>`."""
     if settings.blob_store == "azure":
         return AzureBlobStore.connect(
             f"{settings.blob_container_prefix}{container}",
             account_url=settings.blob_account_url,
             connection_string=settings.blob_connection_string,
         )
-    return DirectoryBlobStore(directory / container)
+    return DirectoryBlobStore((settings.blob_directory or directory) / container)

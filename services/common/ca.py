@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=397)
+COMMON_NAME_MAX = 64
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:
@@ -189,10 +190,14 @@ class RegionCA:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+        # Clients check the SANs; the subject only names the certificate, and a common name may
+        # not exceed 64 characters (a Container Apps FQDN often does).
+        short = [host for host in hosts if len(host) <= COMMON_NAME_MAX]
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, short[0])] if short else [])
         cert = (
             self._leaf(subject, key.public_key(), ExtendedKeyUsageOID.SERVER_AUTH, now)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            # RFC 5280 4.2.1.6: with an empty subject the SAN extension is critical
+            .add_extension(x509.SubjectAlternativeName(names), critical=not short)
             .sign(self.key, hashes.SHA256())
         )
         return cert_pem(cert), key_pem(key)

@@ -145,7 +145,7 @@ def run_region(
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         print(f"{parser.prog}: the database cannot be used: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"{parser.prog}: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     ready = runtime.directory / "ready.json"

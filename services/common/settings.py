@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     blob_store: Literal["directory", "azure"] = Field(
         default="directory", description="where firmware images and diagnostics bundles live"
     )
+    blob_directory: Path | None = Field(
+        default=None,
+        description="directory store: where the containers live (default: under the region's "
+        "state directory; a shared volume lets several replicas serve one store)",
+    )
     blob_account_url: str | None = Field(
         default=None, description="Azure: the account's blob endpoint (managed identity sign-in)"
     )
