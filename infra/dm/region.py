@@ -18,6 +18,7 @@ test_dm_container_contract.py` starts the service exactly as this spec says.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_azure_native as azure
@@ -93,6 +94,10 @@ class DmRegionArgs:
             raise ValueError("min_replicas: at least 2, so one failed replica never drops service")
         if not 7 <= self.backup_retention_days <= 35:
             raise ValueError("backup_retention_days: between 7 and 35")
+
+
+def _vault_secret_url(vault_uri: str, secret: str) -> str:
+    return f"{vault_uri.rstrip('/')}/secrets/{secret}"
 
 
 class DmRegion(pulumi.ComponentResource):
@@ -483,73 +488,73 @@ class DmRegion(pulumi.ComponentResource):
             for secret, setting in VAULT_SECRETS.items()
         ]
         vault_uri = self.vault.properties.vault_uri
+        secrets: list[app.SecretArgsDict] = [
+            {
+                "name": secret,
+                "key_vault_url": vault_uri.apply(partial(_vault_secret_url, secret=secret)),
+                "identity": self.identity.id,
+            }
+            for secret in VAULT_SECRETS
+        ]
+        identity: app.ManagedServiceIdentityArgsDict = {
+            "type": "UserAssigned",
+            "user_assigned_identities": [self.identity.id],
+        }
+        configuration: app.ConfigurationArgsDict = {
+            "active_revisions_mode": "Single",
+            # TCP ingress passes TLS through: the DM service terminates it with its pinned
+            # context and sees each device's client certificate itself.
+            "ingress": {
+                "external": True,
+                "transport": "tcp",
+                "target_port": SERVICE_PORT,
+                "exposed_port": 443,
+                "allow_insecure": False,
+            },
+            "secrets": secrets,
+        }
+        template: app.TemplateArgsDict = {
+            "containers": [
+                {
+                    "name": "dm",
+                    "image": self.args.image,
+                    "command": DM_COMMAND,
+                    "args": ["--region", self.args.region],
+                    "env": env,
+                    "resources": {"cpu": 1.0, "memory": "2Gi"},
+                    "probes": [
+                        probe("Startup", 5),
+                        probe("Liveness", 15),
+                        probe("Readiness", 5),
+                    ],
+                    "volume_mounts": [
+                        {"volume_name": "data", "mount_path": DATA_MOUNT},
+                        {"volume_name": "secrets", "mount_path": SECRETS_MOUNT},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "data", "storage_type": "EmptyDir"},
+                {
+                    "name": "secrets",
+                    "storage_type": "Secret",
+                    "secrets": [{"secret_ref": secret, "path": secret} for secret in VAULT_SECRETS],
+                },
+            ],
+            "scale": {
+                "min_replicas": self.args.min_replicas,
+                "max_replicas": self.args.max_replicas,
+            },
+        }
         return app.ContainerApp(
             f"{name}-app",
             container_app_name=f"{base}-app"[:32],
             resource_group_name=rg,
             location=loc,
             managed_environment_id=self.environment.id,
-            identity={
-                "type": "UserAssigned",
-                "user_assigned_identities": [self.identity.id],
-            },
-            configuration={
-                "active_revisions_mode": "Single",
-                # TCP ingress passes TLS through: the DM service terminates it with its pinned
-                # context and sees each device's client certificate itself.
-                "ingress": {
-                    "external": True,
-                    "transport": "tcp",
-                    "target_port": SERVICE_PORT,
-                    "exposed_port": 443,
-                    "allow_insecure": False,
-                },
-                "secrets": [
-                    {
-                        "name": secret,
-                        "key_vault_url": vault_uri.apply(
-                            lambda uri, secret=secret: f"{uri.rstrip('/')}/secrets/{secret}"
-                        ),
-                        "identity": self.identity.id,
-                    }
-                    for secret in VAULT_SECRETS
-                ],
-            },
-            template={
-                "containers": [
-                    {
-                        "name": "dm",
-                        "image": self.args.image,
-                        "command": DM_COMMAND,
-                        "args": ["--region", self.args.region],
-                        "env": env,
-                        "resources": {"cpu": 1.0, "memory": "2Gi"},
-                        "probes": [
-                            probe("Startup", 5),
-                            probe("Liveness", 15),
-                            probe("Readiness", 5),
-                        ],
-                        "volume_mounts": [
-                            {"volume_name": "data", "mount_path": DATA_MOUNT},
-                            {"volume_name": "secrets", "mount_path": SECRETS_MOUNT},
-                        ],
-                    }
-                ],
-                "volumes": [
-                    {"name": "data", "storage_type": "EmptyDir"},
-                    {
-                        "name": "secrets",
-                        "storage_type": "Secret",
-                        "secrets": [
-                            {"secret_ref": secret, "path": secret} for secret in VAULT_SECRETS
-                        ],
-                    },
-                ],
-                "scale": {
-                    "min_replicas": self.args.min_replicas,
-                    "max_replicas": self.args.max_replicas,
-                },
-            },
+            identity=identity,
+            configuration=configuration,
+            template=template,
             tags=tags,
             opts=child,
         )

@@ -93,7 +93,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     ids = identity["userAssignedIdentities"] or []
                     state["identity"] = {
                         **identity,
-                        "userAssignedIdentities": dict.fromkeys(ids, {}),
+                        "userAssignedIdentities": {ident: {} for ident in ids},
                     }
             if args.typ == "azure-native:app:ManagedEnvironment":
                 state["defaultDomain"] = f"{args.name}.{self.region_hint}.azurecontainerapps.io"

@@ -101,6 +101,7 @@ class AzureBlobStore:
         account_url: str | None = None,
         connection_string: str | None = None,
         credential: Any = None,
+        create: bool = True,
     ) -> AzureBlobStore:
         """A container by connection string, or by account URL signed in as the managed identity
         (`credential` overrides it)."""
@@ -116,7 +117,7 @@ class AzureBlobStore:
             service = BlobServiceClient(account_url, credential=credential)
         else:
             raise ValueError("an Azure blob store needs an account URL or a connection string")
-        return cls(service.get_container_client(container))
+        return cls(service.get_container_client(container), create=create)
 
     def put(self, key: str, data: bytes) -> int:
         self.container.upload_blob(check_key(key), data, overwrite=True)

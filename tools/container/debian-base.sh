@@ -15,6 +15,9 @@ trap 'rm -rf "$work"' EXIT
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   bookworm "$work/rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log"; exit 1; }
+# Trust what this machine trusts: its network may reach the package registries through a TLS
+# proxy whose CA only the machine's own bundle holds.
+cp /etc/ssl/certs/ca-certificates.crt "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
 # Drop what an image does not need: apt's lists and caches, documentation, locales.
 rm -rf "$work/rootfs"/var/lib/apt/lists/* "$work/rootfs"/var/cache/apt/* \
   "$work/rootfs"/usr/share/doc/* "$work/rootfs"/usr/share/man/* "$work/rootfs"/usr/share/locale/*
