@@ -41,6 +41,7 @@ TOOL_VARIABLES: dict[str, str] = {
     "ROOMTRUST_SIM_FULL_GRID": "the simulation tests",
     "ROOMTRUST_FUZZ_EXAMPLES": "the fuzz tests (make fuzz)",
     "ROOMTRUST_BENCH_FLEET_DEVICES": "the benchmarks (make bench)",
+    "ROOMTRUST_IMAGE_BASE": "the image build test (the base image to build on)",
 }
 
 

@@ -32,6 +32,7 @@ LOCAL_BASE = "localhost/roomtrust/base:bookworm"
 IMAGE = "localhost/roomtrust/dm:test"
 STORAGE = ["--storage-driver", "vfs"]
 BUILD_TIMEOUT = 1800
+CHROOT = shutil.which("chroot") or shutil.which("chroot", path="/usr/sbin:/sbin")
 
 
 def hadolint() -> str:
@@ -175,10 +176,11 @@ def test_the_image_runs_roomtrust_serve_as_its_user(rootfs: Path) -> None:
     """The entrypoint and the health check's module start in the image, as its user, with only
     the image's own files (its Python and its venv)."""
     env = {"PATH": "/opt/roomtrust/bin:/usr/local/bin:/usr/bin:/bin", "HOME": "/data"}
+    assert CHROOT, "chroot is not installed"
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["chroot", "--userspec=10001:10001", str(rootfs), *command],
+            [CHROOT, "--userspec=10001:10001", str(rootfs), *command],
             env=env,
             capture_output=True,
             text=True,
