@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: all venv demo test bench lint format fuzz up down status clean
+.PHONY: all venv demo test bench lint format fuzz up down status clean image
 
 all: venv
 
@@ -35,7 +35,15 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Containerfile
 	$(VENV)/bin/lint-imports
+
+# The services' image, with buildah (no container engine needed). IMAGE_BASE: a base image with
+# Python 3.11; `tools/container/debian-base.sh` builds one from Debian's packages.
+IMAGE_BASE ?= localhost/roomtrust/base:bookworm
+image:
+	buildah --storage-driver vfs bud --isolation chroot --format docker \
+		--build-arg BASE=$(IMAGE_BASE) -t localhost/roomtrust/dm:$$(git rev-parse --short HEAD) .
 
 format: venv
 	$(VENV)/bin/ruff format .

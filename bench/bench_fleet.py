@@ -48,9 +48,9 @@ from devices_virtual.driver.fleet import FleetRun
 from devices_virtual.driver.io import raise_open_files_limit, run_loop
 from devices_virtual.models import CATALOGUE
 from devices_virtual.scenario import parse_scenario
+from protocol.regions import DM_REGIONS
 from protocol.stack import Stack
 from roomtrust.stack import launcher
-from services.common.settings import DM_REGIONS
 
 GOAL_DEVICES = 5_000
 GOAL_PER_GB = 10_000

@@ -26,6 +26,29 @@ app.add_typer(infra_app, name="infra")
 app.add_typer(sim_app, name="sim")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(load_app, name="load")
+serve_app = typer.Typer(no_args_is_help=True, help="Run one service region in the foreground.")
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("dm")
+def serve_dm(
+    region: str = typer.Option(..., "--region", help="the DM region: us, eu or au"),
+    home: Path | None = typer.Option(None, "--home", help="state directory [ROOMTRUST_HOME]"),
+    port: int | None = typer.Option(None, "--port", help="listen port [ROOMTRUST_PORT]"),
+) -> None:
+    """One DM region process, what the container image runs; its settings come from
+    ROOMTRUST_* and bad ones end it with exit code 2 and the reason."""
+    from protocol.regions import DM_REGIONS
+    from services.dm.main import main
+
+    if region not in DM_REGIONS:
+        raise typer.BadParameter(
+            f"{region!r}: DM regions are {', '.join(DM_REGIONS)}", param_hint="--region"
+        )
+    argv = ["--region", region]
+    argv += ["--home", str(home)] if home is not None else []
+    argv += ["--port", str(port)] if port is not None else []
+    main(argv)
 
 
 @app.command()

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 from typer.testing import CliRunner
 
+from protocol.regions import MEETING_REGIONS
 from protocol.signaling import MessageType as T
 from protocol.signaling import NoticeKind, SignalingClose
 from protocol.stack import Stack
@@ -23,7 +24,6 @@ from roomtrust.comply.checks import common
 from roomtrust.comply.checks import meeting as checks
 from roomtrust.harness.stores import region_engine
 from services.common.ca import key_pem, make_csr, new_private_key
-from services.common.settings import MEETING_REGIONS
 from services.common.tls import client_context
 from services.meeting import audit
 from services.meeting.cli import retention_app

@@ -6,18 +6,28 @@ PostgreSQL Flexible Server with forced TLS 1.2 and backups kept in the region's 
 account for firmware, logs and diagnostics (TLS 1.2, HTTPS only, no public access, encrypted, never
 geo-replicated, logs deleted after 180 days); a Key Vault for the region CA and the release key; a
 Log Analytics workspace keeping 180 days.
+
+The container's contract (what `roomtrust serve dm` reads, services/common/settings.py): it listens
+on 0.0.0.0:8443; its database is the Flexible Server's; its server certificate carries the app's
+public host names; the region CA and the release key are Key Vault secrets mounted as files (the
+app's user-assigned identity reads them); its blobs go to the storage account; its state directory
+is a volume of its own, since the root filesystem is read-only. `tests/infra/
+test_dm_container_contract.py` starts the service exactly as this spec says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_azure_native as azure
 from pulumi_azure_native import (
     app,
+    authorization,
     dbforpostgresql,
     keyvault,
+    managedidentity,
     network,
     operationalinsights,
     resources,
@@ -35,6 +45,22 @@ DM_LOCATIONS: dict[str, tuple[str, ...]] = {
 LOG_RETENTION_DAYS = 180
 SERVICE_PORT = 8443
 DM_MODULE = "services.dm.main"  # the module the self-hosted stack runs too (roomtrust.stack)
+# `roomtrust serve dm` runs DM_MODULE's main(); the image's entrypoint is `roomtrust serve`.
+DM_COMMAND = ["roomtrust", "serve", "dm"]
+HEALTH_PATH = "/healthz"
+DATA_MOUNT = "/data"  # the one writable volume: the root filesystem is read-only
+SECRETS_MOUNT = "/run/secrets/roomtrust"
+DATABASE_NAME = "roomtrust"
+# Key Vault secret -> the setting naming the file it is mounted as. The secrets are put in the vault
+# at the region's key ceremony, never by this program: a private key here would sit in its state.
+VAULT_SECRETS = {
+    "region-ca-cert": "ROOMTRUST_CA_CERT_FILE",
+    "region-ca-key": "ROOMTRUST_CA_KEY_FILE",
+    "release-key": "ROOMTRUST_RELEASE_KEY_FILE",
+}
+# Built-in Azure role definitions the app's identity is given.
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,8 @@ class DmRegionArgs:
     max_replicas: int = 10
     backup_retention_days: int = 14
     zone_redundant: bool = False
+    # names devices reach the region by (DNS CNAMEs to the app); the app's own FQDN is added
+    public_host_names: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.region not in DM_REGIONS:
@@ -66,6 +94,10 @@ class DmRegionArgs:
             raise ValueError("min_replicas: at least 2, so one failed replica never drops service")
         if not 7 <= self.backup_retention_days <= 35:
             raise ValueError("backup_retention_days: between 7 and 35")
+
+
+def _vault_secret_url(vault_uri: str, secret: str) -> str:
+    return f"{vault_uri.rstrip('/')}/secrets/{secret}"
 
 
 class DmRegion(pulumi.ComponentResource):
@@ -173,9 +205,18 @@ class DmRegion(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        self.identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_name_=f"{base}-app",
+            resource_group_name=rg,
+            location=loc,
+            tags=tags,
+            opts=child,
+        )
         self.storage_account = self._storage(name, base, compact, rg, loc, tags, child)
         self.vault = self._vault(name, compact, rg, loc, tags, child)
         self.database = self._database(name, base, rg, loc, subnet_ids, tags, child)
+        self._grant(name, child)
         self.container_app = self._container_app(name, base, rg, loc, tags, child)
         self.register_outputs(
             {
@@ -295,18 +336,6 @@ class DmRegion(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        # The region CA signs with ECDSA P-256 (services/common/ca.py); both keys stay in the HSM.
-        for key_name in ("region-ca", "release-signing"):
-            keyvault.Key(
-                f"{name}-{key_name}",
-                key_name=key_name,
-                vault_name=vault_name,
-                resource_group_name=rg,
-                properties={"kty": "EC-HSM", "curve_name": "P-256", "key_ops": ["sign", "verify"]},
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[vault])
-                ),
-            )
         return vault
 
     def _database(
@@ -347,6 +376,28 @@ class DmRegion(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        after_server = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[server])
+        )
+        dbforpostgresql.Database(
+            f"{name}-db-roomtrust",
+            database_name=DATABASE_NAME,
+            server_name=server_name,
+            resource_group_name=rg,
+            charset="UTF8",
+            opts=after_server,
+        )
+        # The app signs in to PostgreSQL as its identity (Entra ID; passwords are off).
+        dbforpostgresql.Administrator(
+            f"{name}-db-admin",
+            server_name=server_name,
+            resource_group_name=rg,
+            object_id=self.identity.principal_id,
+            principal_name=self.identity.name,
+            principal_type="ServicePrincipal",
+            tenant_id=self.args.tenant_id,
+            opts=after_server,
+        )
         settings = {"require_secure_transport": "ON", "ssl_min_protocol_version": "TLSv1.2"}
         for setting, value in settings.items():
             dbforpostgresql.Configuration(
@@ -362,6 +413,42 @@ class DmRegion(pulumi.ComponentResource):
             )
         return server
 
+    def _grant(self, name: str, child: pulumi.ResourceOptions) -> None:
+        """The app's identity reads the vault's secrets and writes the account's blobs."""
+        subscription = f"/subscriptions/{self.args.subscription_id}"
+        grants = {
+            "vault-secrets": (self.vault.id, KEY_VAULT_SECRETS_USER),
+            "blob-data": (self.storage_account.id, STORAGE_BLOB_DATA_CONTRIBUTOR),
+        }
+        for grant, (scope, role) in grants.items():
+            authorization.RoleAssignment(
+                f"{name}-{grant}",
+                principal_id=self.identity.principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=(
+                    f"{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+                ),
+                scope=scope,
+                opts=child,
+            )
+
+    def _public_hosts(self, base: str) -> pulumi.Output[str]:
+        """The names the server certificate carries: the app's FQDN and the configured ones."""
+        app_name = f"{base}-app"[:32]
+        return self.environment.default_domain.apply(
+            lambda domain: ",".join([f"{app_name}.{domain}", *self.args.public_host_names])
+        )
+
+    def _database_url(self) -> pulumi.Output[str]:
+        """The Flexible Server's URL, TLS required; the user is the app's identity."""
+        return pulumi.Output.all(
+            self.identity.name, self.database.fully_qualified_domain_name
+        ).apply(
+            lambda parts: (
+                f"postgresql+psycopg://{parts[0]}@{parts[1]}:5432/{DATABASE_NAME}?sslmode=require"
+            )
+        )
+
     def _container_app(
         self,
         name: str,
@@ -374,61 +461,100 @@ class DmRegion(pulumi.ComponentResource):
         def probe(kind: str, delay: int) -> app.ContainerAppProbeArgsDict:
             return {
                 "type": kind,
-                "http_get": {"path": "/healthz", "port": SERVICE_PORT, "scheme": "HTTPS"},
+                "http_get": {"path": HEALTH_PATH, "port": SERVICE_PORT, "scheme": "HTTPS"},
                 "initial_delay_seconds": delay,
                 "period_seconds": 10,
                 "failure_threshold": 3,
             }
 
+        env: list[app.EnvironmentVarArgsDict] = [
+            {"name": "ROOMTRUST_TLS_MIN_VERSION", "value": "TLSv1.2"},
+            {"name": "ROOMTRUST_REGION", "value": self.args.region},
+            {"name": "ROOMTRUST_HOST", "value": "0.0.0.0"},
+            {"name": "ROOMTRUST_PORT", "value": str(SERVICE_PORT)},
+            {"name": "ROOMTRUST_HOME", "value": DATA_MOUNT},
+            {"name": "ROOMTRUST_PUBLIC_HOSTS", "value": self._public_hosts(base)},
+            {"name": "ROOMTRUST_DATABASE_URL", "value": self._database_url()},
+            {"name": "ROOMTRUST_BLOB_STORE", "value": "azure"},
+            {
+                "name": "ROOMTRUST_BLOB_ACCOUNT_URL",
+                "value": self.storage_account.primary_endpoints.blob,
+            },
+            # the identity azure-identity signs in as (blob store)
+            {"name": "AZURE_CLIENT_ID", "value": self.identity.client_id},
+        ]
+        env += [
+            {"name": setting, "value": f"{SECRETS_MOUNT}/{secret}"}
+            for secret, setting in VAULT_SECRETS.items()
+        ]
+        vault_uri = self.vault.properties.vault_uri
+        secrets: list[app.SecretArgsDict] = [
+            {
+                "name": secret,
+                "key_vault_url": vault_uri.apply(partial(_vault_secret_url, secret=secret)),
+                "identity": self.identity.id,
+            }
+            for secret in VAULT_SECRETS
+        ]
+        identity: app.ManagedServiceIdentityArgsDict = {
+            "type": "UserAssigned",
+            "user_assigned_identities": [self.identity.id],
+        }
+        configuration: app.ConfigurationArgsDict = {
+            "active_revisions_mode": "Single",
+            # TCP ingress passes TLS through: the DM service terminates it with its pinned
+            # context and sees each device's client certificate itself.
+            "ingress": {
+                "external": True,
+                "transport": "tcp",
+                "target_port": SERVICE_PORT,
+                "exposed_port": 443,
+                "allow_insecure": False,
+            },
+            "secrets": secrets,
+        }
+        template: app.TemplateArgsDict = {
+            "containers": [
+                {
+                    "name": "dm",
+                    "image": self.args.image,
+                    "command": DM_COMMAND,
+                    "args": ["--region", self.args.region],
+                    "env": env,
+                    "resources": {"cpu": 1.0, "memory": "2Gi"},
+                    "probes": [
+                        probe("Startup", 5),
+                        probe("Liveness", 15),
+                        probe("Readiness", 5),
+                    ],
+                    "volume_mounts": [
+                        {"volume_name": "data", "mount_path": DATA_MOUNT},
+                        {"volume_name": "secrets", "mount_path": SECRETS_MOUNT},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "data", "storage_type": "EmptyDir"},
+                {
+                    "name": "secrets",
+                    "storage_type": "Secret",
+                    "secrets": [{"secret_ref": secret, "path": secret} for secret in VAULT_SECRETS],
+                },
+            ],
+            "scale": {
+                "min_replicas": self.args.min_replicas,
+                "max_replicas": self.args.max_replicas,
+            },
+        }
         return app.ContainerApp(
             f"{name}-app",
             container_app_name=f"{base}-app"[:32],
             resource_group_name=rg,
             location=loc,
             managed_environment_id=self.environment.id,
-            configuration={
-                "active_revisions_mode": "Single",
-                # TCP ingress passes TLS through: the DM service terminates it with its pinned
-                # context and sees each device's client certificate itself.
-                "ingress": {
-                    "external": True,
-                    "transport": "tcp",
-                    "target_port": SERVICE_PORT,
-                    "exposed_port": 443,
-                    "allow_insecure": False,
-                },
-            },
-            template={
-                "containers": [
-                    {
-                        "name": "dm",
-                        "image": self.args.image,
-                        "command": ["python", "-m", DM_MODULE],
-                        "args": [
-                            "--region",
-                            self.args.region,
-                            "--home",
-                            "/data",
-                            "--port",
-                            str(SERVICE_PORT),
-                        ],
-                        "env": [
-                            {"name": "ROOMTRUST_TLS_MIN_VERSION", "value": "TLSv1.2"},
-                            {"name": "ROOMTRUST_REGION", "value": self.args.region},
-                        ],
-                        "resources": {"cpu": 1.0, "memory": "2Gi"},
-                        "probes": [
-                            probe("Startup", 5),
-                            probe("Liveness", 15),
-                            probe("Readiness", 5),
-                        ],
-                    }
-                ],
-                "scale": {
-                    "min_replicas": self.args.min_replicas,
-                    "max_replicas": self.args.max_replicas,
-                },
-            },
+            identity=identity,
+            configuration=configuration,
+            template=template,
             tags=tags,
             opts=child,
         )

@@ -721,6 +721,16 @@ def credential_sharing_violations(graphs: dict[str, dict[str, Any]]) -> list[str
     ]
 
 
+def container_module(command: list[str]) -> str | None:
+    """The module a container command runs: `python -m M` runs M, and `roomtrust serve S` runs
+    `services.S.main` (roomtrust/cli.py calls that module's main())."""
+    if len(command) >= 2 and command[-2] == "-m":
+        return command[-1]
+    if len(command) >= 3 and command[-3:-1] == ["roomtrust", "serve"]:
+        return f"services.{command[-1]}.main"
+    return None
+
+
 def same_codebase_violations(document: dict[str, Any], self_hosted_module: str) -> list[str]:
     """DM-06: the cloud DM containers run the module the self-hosted stack runs."""
     graph = Graph(document)
@@ -731,7 +741,7 @@ def same_codebase_violations(document: dict[str, Any], self_hosted_module: str) 
     for app in apps:
         for container in get(app, "inputs", "template", "containers") or []:
             command = container.get("command") or []
-            if command[-2:] != ["-m", self_hosted_module]:
+            if container_module(command) != self_hosted_module:
                 found.append(
                     f"container {container.get('name')!r} runs {command!r}, "
                     f"not `python -m {self_hosted_module}`"

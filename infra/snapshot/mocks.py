@@ -87,6 +87,34 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 ]
             if args.typ == "azure-native:app:ContainerApp":
                 state["latestRevisionFqdn"] = f"{args.name}.azurecontainerapps.io"
+                identity = inputs.get("identity")
+                if isinstance(identity, dict) and "userAssignedIdentities" in identity:
+                    # given as a list of ids, answered as a map of id -> identity
+                    ids = identity["userAssignedIdentities"] or []
+                    state["identity"] = {
+                        **identity,
+                        "userAssignedIdentities": {ident: {} for ident in ids},
+                    }
+            if args.typ == "azure-native:app:ManagedEnvironment":
+                state["defaultDomain"] = f"{args.name}.{self.region_hint}.azurecontainerapps.io"
+            if args.typ == "azure-native:dbforpostgresql:Server":
+                server = inputs.get("serverName") or args.name
+                state["fullyQualifiedDomainName"] = f"{server}.postgres.database.azure.com"
+            if args.typ == "azure-native:storage:StorageAccount":
+                account = inputs.get("accountName") or args.name
+                state["primaryEndpoints"] = {"blob": f"https://{account}.blob.core.windows.net/"}
+            if args.typ == "azure-native:keyvault:Vault":
+                vault = inputs.get("vaultName") or args.name
+                properties = dict(inputs.get("properties") or {})
+                state["properties"] = {
+                    **properties,
+                    "vaultUri": f"https://{vault}.vault.azure.net/",
+                }
+            if args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+                digest = hashlib.sha256(args.name.encode()).hexdigest()
+                state["name"] = inputs.get("resourceName") or args.name
+                state["principalId"] = f"{digest[:8]}-0000-4000-8000-{digest[8:20]}"
+                state["clientId"] = f"{digest[20:28]}-0000-4000-8000-{digest[28:40]}"
         return resource_id, state
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:

@@ -25,6 +25,7 @@ def _dm(config: pulumi.Config, environment: str, region: str) -> None:
         max_replicas=config.get_int("maxReplicas") or 10,
         backup_retention_days=config.get_int("backupRetentionDays") or 14,
         zone_redundant=bool(config.get_bool("zoneRedundant")),
+        public_host_names=tuple(config.get_object("publicHostNames") or ()),
     )
     component = DmRegion(f"dm-{region}", args)
     pulumi.export("location", args.location)

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from protocol.regions import DM_REGIONS, MEETING_REGIONS
 from protocol.stack import (
     Endpoint,
     Gateway,
@@ -35,7 +36,6 @@ from protocol.stack import (
     stack_file,
     write_stack,
 )
-from services.common.settings import DM_REGIONS, MEETING_REGIONS
 
 # service name -> (module run with `python -m`, its regions)
 SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=397)
+COMMON_NAME_MAX = 64
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:
@@ -116,6 +117,27 @@ class RegionCA:
         return cls(name, key, cert)
 
     @classmethod
+    def from_pem(cls, name: str, cert_pem: bytes, key_pem: bytes) -> RegionCA:
+        """A CA from its PEM certificate and key (e.g. Key Vault secrets mounted as files);
+        raises ValueError when they are unreadable, not a CA, or do not belong together."""
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"cannot read the region CA: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the region CA key must be an EC P-256 key")
+        if cert.public_key() != key.public_key():
+            raise ValueError("the region CA certificate does not belong to its key")
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise ValueError("the region CA certificate is not a CA certificate")
+        return cls(name, key, cert)
+
+    @classmethod
     def load_or_create(cls, directory: Path, name: str) -> RegionCA:
         key_path, cert_path = directory / "ca.key", directory / "ca.pem"
         if key_path.exists() and cert_path.exists():
@@ -168,10 +190,14 @@ class RegionCA:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+        # Clients check the SANs; the subject only names the certificate, and a common name may
+        # not exceed 64 characters (a Container Apps FQDN often does).
+        short = [host for host in hosts if len(host) <= COMMON_NAME_MAX]
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, short[0])] if short else [])
         cert = (
             self._leaf(subject, key.public_key(), ExtendedKeyUsageOID.SERVER_AUTH, now)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            # RFC 5280 4.2.1.6: with an empty subject the SAN extension is critical
+            .add_extension(x509.SubjectAlternativeName(names), critical=not short)
             .sign(self.key, hashes.SHA256())
         )
         return cert_pem(cert), key_pem(key)

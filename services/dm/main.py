@@ -1,4 +1,8 @@
-"""Run one DM region: `python -m services.dm.main --region us --home .roomtrust`."""
+"""Run one DM region: `roomtrust serve dm --region us` (or `python -m services.dm.main --region us`).
+
+Its settings come from ROOMTRUST_* (services/common/settings.py); `--home` and `--port` override
+ROOMTRUST_HOME and ROOMTRUST_PORT.
+"""
 
 from __future__ import annotations
 
@@ -9,5 +13,10 @@ from services.dm.api.app import build_app
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+
+def main(argv: list[str] | None = None) -> None:
+    run_region("dm", MIGRATIONS, build_app, argv)
+
+
 if __name__ == "__main__":
-    run_region("dm", MIGRATIONS, build_app)
+    main()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import typer
 
+from protocol.regions import MEETING_REGIONS
 from services.common.clock import Clock, ManualClock, SystemClock
 from services.common.db import make_engine, migrate, session_factory, store_location, transaction
-from services.common.settings import MEETING_REGIONS, load_settings
+from services.common.settings import load_settings
 from services.meeting.domain import recording, retention
 
 retention_app = typer.Typer(no_args_is_help=True, help="Retention of CDR, user data and logs.")

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.common.ca import RegionCA, cert_serial_hex, make_csr, new_private_key, read_csr
+from services.common.ca import (
+    RegionCA,
+    cert_serial_hex,
+    key_pem,
+    make_csr,
+    new_private_key,
+    read_csr,
+)
 
 
 def test_ca_is_persisted_and_reloaded(tmp_path: Path) -> None:
@@ -43,3 +50,28 @@ def test_server_certificate_names_loopback() -> None:
 def test_garbage_csr_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="PEM"):
         read_csr(b"not a csr")
+
+
+def test_a_host_name_longer_than_a_common_name_goes_in_the_sans_only() -> None:
+    long = "rt-staging-dm-us-app." + "x" * 40 + ".eastus.azurecontainerapps.io"
+    ca = RegionCA.create("dm-us")
+    cert = x509.load_pem_x509_certificate(ca.issue_server_cert([long, "us.dm.example"])[0])
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert names.value.get_values_for_type(x509.DNSName) == [long, "us.dm.example"]
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "us.dm.example"
+    alone = x509.load_pem_x509_certificate(ca.issue_server_cert([long])[0])
+    assert len(alone.subject) == 0
+    assert alone.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+
+
+def test_a_ca_from_mounted_files_must_be_a_ca_with_its_own_key() -> None:
+    ca, other = RegionCA.create("dm-eu"), RegionCA.create("dm-us")
+    loaded = RegionCA.from_pem("dm-eu", ca.cert_pem, key_pem(ca.key))
+    assert loaded.cert == ca.cert
+    with pytest.raises(ValueError, match="does not belong"):
+        RegionCA.from_pem("dm-eu", ca.cert_pem, key_pem(other.key))
+    leaf, leaf_key = ca.issue_server_cert(["localhost"])
+    with pytest.raises(ValueError, match="not a CA"):
+        RegionCA.from_pem("dm-eu", leaf, leaf_key)
+    with pytest.raises(ValueError, match="cannot read"):
+        RegionCA.from_pem("dm-eu", b"garbage", key_pem(ca.key))

@@ -11,7 +11,7 @@ from infra.dm import DM_LOCATIONS, DmRegionArgs
 from infra.meeting import MEETING_AWS_REGIONS, MeetingRegionArgs
 from infra.policy.geography import GEOGRAPHY, REGIONS
 from infra.stacks import catalogue
-from services.common.settings import DM_REGIONS, MEETING_REGIONS
+from protocol.regions import DM_REGIONS, MEETING_REGIONS
 
 
 def test_one_stack_per_environment_and_region() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from protocol.regions import MEETING_REGIONS
 from services.common.errors import Invalid
-from services.common.settings import MEETING_REGIONS
 from services.meeting.api.app import load_latency_matrix
 from services.meeting.domain.placement import place, validate_matrix
 

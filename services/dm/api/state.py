@@ -16,9 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from services.common.blobstore import DirectoryBlobStore
 from services.common.db import transaction
-from services.common.firmware import load_or_create_release_key
 from services.common.group_commit import GroupCommitter
 from services.common.runtime import RegionRuntime
 from services.dm.api.command_hub import CommandHub
@@ -42,14 +40,13 @@ class DmState:
 
     @classmethod
     def open(cls, runtime: RegionRuntime) -> DmState:
-        objects = runtime.directory / "objects"
         return cls(
             runtime=runtime,
             hub=CommandHub(),
             engine=RolloutEngine(runtime.sessions, runtime.region),
-            diagnostic_blobs=DirectoryBlobStore(objects / "diagnostics"),
-            firmware_blobs=DirectoryBlobStore(objects / "firmware"),
-            release_key=load_or_create_release_key(runtime.directory / "release"),
+            diagnostic_blobs=runtime.blob_store("diagnostics"),
+            firmware_blobs=runtime.blob_store("firmware"),
+            release_key=runtime.release_key(),
             offline_after=dt.timedelta(minutes=runtime.settings.offline_alert_minutes),
         )
 

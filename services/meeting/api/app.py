@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 from fastapi import FastAPI
 
+from protocol.regions import MEETING_REGIONS
 from services.common.api import install_error_handlers
 from services.common.runtime import RegionRuntime
-from services.common.settings import MEETING_REGIONS
 from services.meeting import logs
 from services.meeting.api import background
 from services.meeting.api.deps import MeetingRegion

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from protocol.regions import MEETING_REGIONS
 from roomtrust.comply.checks import meeting
 from roomtrust.comply.fixture_regions import WeakMeetingRegion
 from roomtrust.comply.negative import Case, Controls, FeatureRun, all_cases
-from services.common.settings import MEETING_REGIONS
 
 pytest_plugins = ["pytester"]
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from protocol.regions import MEETING_REGIONS
 from roomtrust.claims import load_claims
 from roomtrust.comply.catalogue import scenario_refs
 from roomtrust.comply.checks import sim as sim_checks
 from roomtrust.comply.negative import Case, Controls, FeatureRun, all_cases
 from roomtrust.comply.verdicts import FAIL, claim_verdicts, scenario_outcomes
-from services.common.settings import MEETING_REGIONS
 from sim.latency import latency_matrix
 
 pytest_plugins = ["pytester"]

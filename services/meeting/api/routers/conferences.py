@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from services.common.settings import MEETING_REGIONS
+from protocol.regions import MEETING_REGIONS
 from services.meeting.api import responses, schemas
 from services.meeting.api.deps import Caller, MeetingRegion
 from services.meeting.domain import accounts, conferences

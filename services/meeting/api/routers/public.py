@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.common.settings import MEETING_REGIONS
+from protocol.regions import MEETING_REGIONS
 from services.meeting.api import responses, schemas
 from services.meeting.api.deps import Region
 from services.meeting.domain import permissions, placement

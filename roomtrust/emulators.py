@@ -1,0 +1,102 @@
+"""Storage emulators the tests start: Azurite, the Azure Blob Storage emulator (npm `azurite`).
+
+`tools/node/` pins it (package.json, package-lock.json); `npm ci` there installs it, as `.ci/run`
+does. `azurite(host)` starts its blob service on a free port of `host`, in memory, and stops it on
+exit; `azurite_missing()` says why it cannot start here, or None.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+NODE_TOOLS = Path(__file__).resolve().parents[1] / "tools" / "node"
+AZURITE_BLOB = NODE_TOOLS / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's well-known development account (documented by Microsoft; not a secret).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+_LISTENING = re.compile(r"listens on https?://[^:\s]+:(\d+)")
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class AzuriteBlob:
+    host: str
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
+
+
+def azurite_missing() -> str | None:
+    if shutil.which("node") is None:
+        return "Node.js is not installed (Azurite runs on it)"
+    if not AZURITE_BLOB.exists():
+        return f"Azurite is not installed: run `npm ci` in {NODE_TOOLS}"
+    return None
+
+
+@contextlib.contextmanager
+def azurite(host: str = "127.0.0.1") -> Iterator[AzuriteBlob]:
+    """Azurite's blob service on a free port of `host`, kept in memory; stopped on exit."""
+    reason = azurite_missing()
+    if reason:
+        raise RuntimeError(reason)
+    process = subprocess.Popen(
+        [
+            str(AZURITE_BLOB),
+            "--blobHost",
+            host,
+            "--blobPort",
+            "0",
+            "--inMemoryPersistence",
+            "--extentMemoryLimit",
+            "256",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        seen: list[str] = []
+        port = None
+        while port is None:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"Azurite ended before listening: {''.join(seen)[-2000:]}")
+            seen.append(line)
+            if match := _LISTENING.search(line):
+                port = int(match.group(1))
+            elif time.monotonic() > deadline:
+                raise RuntimeError(f"Azurite did not listen within {START_TIMEOUT} s")
+        # keep reading what it prints, so a full pipe never stalls it
+        threading.Thread(target=process.stdout.read, name="azurite-output", daemon=True).start()
+        yield AzuriteBlob(host, port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
