@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 
 from media_core.sources import AudioSource
+from protocol.meeting_client import MeetingApi
 from roomtrust.harness.call import MediaCall
 from roomtrust.stack import launcher
 from services.common.tls import client_context
-from services.meeting.client import MeetingApi
 from services.meeting.media.pool import REPLACE_DELAY_ENV
 from services.meeting.relay.files import running_relays
 

@@ -23,9 +23,9 @@ from typing import Any
 from devices_virtual.scenario import Fleet
 from load.kinds import UserKind
 from load.scenario import LoadScenario
+from protocol.meeting_client import MeetingApi
 from protocol.stack import Stack
 from services.dm.client import DmAdmin
-from services.meeting.client import MeetingApi
 
 PASSWORD = "load test password 2026"
 PROFILE_VALUES = {"audio.volume": 55, "screensaver.timeout_s": 600}

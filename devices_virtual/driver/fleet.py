@@ -63,7 +63,7 @@ from devices_virtual.scenario import (
     ToggleDmPhase,
 )
 from protocol.stack import Stack
-from services.common.tls import client_context
+from protocol.tls import client_context
 
 PASSWORD = "fleet password 2026"
 Progress = Callable[[str, int, int], None]
@@ -435,7 +435,7 @@ class FleetRun:
         """An enterprise in the fleet's meeting region with its users (once per fleet)."""
         if state.meeting_admin is not None:
             return
-        from services.meeting.client import MeetingApi
+        from protocol.meeting_client import MeetingApi
 
         assert self.io is not None and state.fleet.meeting_region is not None
         region = self.stack.endpoint("meeting", state.fleet.meeting_region)

@@ -18,7 +18,7 @@ import httpx
 from devices_virtual.driver import sntp
 from devices_virtual.driver.recorder import Connection, Recorder
 from devices_virtual.driver.standins import Standins
-from services.common.tls import client_context
+from protocol.tls import client_context
 
 Log = Callable[[dict[str, Any]], None]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.common.ca import key_pem, make_csr, new_private_key
-from services.common.tls import client_context
+from protocol.csr import key_pem, make_csr, new_private_key
+from protocol.tls import client_context
 
 
 @dataclass(frozen=True, slots=True)

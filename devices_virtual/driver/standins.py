@@ -28,8 +28,8 @@ from devices_virtual.agent.domains import (
 )
 from devices_virtual.driver import sntp
 from devices_virtual.driver.resolver import Resolver
-from services.common.ca import RegionCA
-from services.common.tls import client_context, server_context
+from devices_virtual.driver.standin_ca import standin_certificates
+from protocol.tls import client_context, server_context
 
 
 def _response(path: str) -> bytes:
@@ -91,9 +91,8 @@ class Standins:
     async def start(self) -> Standins:
         # a fleet powering up opens a burst of check connections: keep a deep accept queue
         http = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096)
-        ca = RegionCA.create("standins")
-        self.ca_file.write_bytes(ca.cert_pem)
-        cert, key = ca.issue_server_cert(list(VENDOR_LINKS.values()))
+        ca_cert, cert, key = standin_certificates(list(VENDOR_LINKS.values()))
+        self.ca_file.write_bytes(ca_cert)
         cert_file, key_file = Path(self._dir.name) / "s.pem", Path(self._dir.name) / "s.key"
         cert_file.write_bytes(cert)
         key_file.write_bytes(key)

@@ -29,6 +29,7 @@ from media_core import g711
 from media_core.rtp import RtpPacket
 from media_core.sources import MARKER, AudioSource, VideoSource
 from media_core.srtp import Direction, KeyMaterial, SrtpError, SrtpSession
+from protocol.meeting_client import MeetingApi
 from protocol.signaling import MessageType as T
 from protocol.stack import Stack
 from roomtrust.comply.capture import WireCapture, can_capture
@@ -38,7 +39,6 @@ from roomtrust.comply.fixtures import evidence
 from roomtrust.harness.call import MediaCall
 from roomtrust.harness.plugin import MEDIA_REGION
 from services.common.tls import client_context
-from services.meeting.client import MeetingApi
 from services.meeting.pstn.client import PstnTrunk
 from services.meeting.relay.client import read_counters
 from services.meeting.relay.files import running_relays

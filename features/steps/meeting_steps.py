@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 from typer.testing import CliRunner
 
+from protocol.meeting_client import PASSWORD, MeetingApi, Signal
 from protocol.regions import MEETING_REGIONS
 from protocol.signaling import MessageType as T
 from protocol.signaling import NoticeKind, SignalingClose
@@ -27,7 +28,6 @@ from services.common.ca import key_pem, make_csr, new_private_key
 from services.common.tls import client_context
 from services.meeting import audit
 from services.meeting.cli import retention_app
-from services.meeting.client import PASSWORD, MeetingApi, Signal
 
 
 def names(text: str) -> list[str]:

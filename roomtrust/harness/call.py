@@ -1,6 +1,6 @@
 """One participant of a live call over asyncio: WSS signaling plus SRTP media on a UDP socket.
 
-`MediaCall` wraps a signaling socket (`services.meeting.client.Signal`) and a `MediaEndpoint`. It
+`MediaCall` wraps a signaling socket (`protocol.meeting_client.Signal`) and a `MediaEndpoint`. It
 reads every signaling message in the background, applies `media.keys` and `media.move` at once (so
 a relay failover needs nothing from the caller), and keeps the rest for `expect`. Media goes out
 from one local UDP socket to whatever relay the latest grant names: the participant never tells
@@ -18,8 +18,8 @@ from typing import Any
 from media_core.endpoint import MediaEndpoint
 from media_core.rtp import RtpPacket
 from media_core.sources import AudioSource
+from protocol.meeting_client import Signal
 from protocol.signaling import MessageType
-from services.meeting.client import Signal
 
 
 @dataclass(frozen=True, slots=True)

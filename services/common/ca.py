@@ -16,37 +16,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from protocol.csr import key_pem, make_csr, new_private_key
+
+__all__ = ["RegionCA", "cert_pem", "key_pem", "make_csr", "new_private_key", "read_csr"]
+
 CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=397)
 COMMON_NAME_MAX = 64
 
 
-def new_private_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def make_csr(key: ec.EllipticCurvePrivateKey, common_name: str, serial_number: str) -> bytes:
-    """A device CSR: the MAC as common name, the hardware serial as serialNumber."""
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, serial_number),
-        ]
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.PEM)
 
 
 @dataclass(frozen=True)

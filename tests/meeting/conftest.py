@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from protocol.meeting_client import MeetingApi
 from protocol.stack import Stack
 from services.common.db import make_engine, migrate, session_factory, store_location
 from services.common.runtime import RegionRuntime, open_region
-from services.meeting.client import MeetingApi
 from services.meeting.main import MIGRATIONS
 
 

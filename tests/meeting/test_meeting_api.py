@@ -14,12 +14,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from protocol.meeting_client import PASSWORD, MeetingApi
 from protocol.stack import Stack
 from roomtrust.harness.stores import region_engine
 from services.common.ca import key_pem, make_csr, new_private_key
 from services.common.passwords import is_password_hash
 from services.common.tls import client_context
-from services.meeting.client import PASSWORD, MeetingApi
 
 
 @pytest.mark.parametrize(

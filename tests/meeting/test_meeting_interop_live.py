@@ -28,13 +28,13 @@ from media_core.rtp import RtpPacket
 from media_core.sources import AudioSource
 from media_core.srtp import Direction, KeyMaterial, SrtpSession
 from protocol.errors import ErrorCode
+from protocol.meeting_client import MeetingApi, Signal
 from protocol.signaling import Admit, Auth, End, Join, MessageType
 from protocol.stack import Stack
 from roomtrust.comply import tlsprobe
 from roomtrust.harness.call import MediaCall
 from roomtrust.harness.interop import GatewayProcess, start_gateway
 from services.common.tls import client_context
-from services.meeting.client import MeetingApi, Signal
 from services.meeting.interop import h323, sdp, sip
 from services.meeting.interop.client import (
     H323Caller,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from protocol.meeting_client import MeetingApi
 from services.common.errors import Forbidden
-from services.meeting.client import MeetingApi
 from services.meeting.domain import permissions as perms
 
 # The seed's lists, written out independently of the code's table: role -> permission -> allowed.

@@ -12,11 +12,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from protocol.meeting_client import MeetingApi
 from protocol.stack import Stack
 from roomtrust.cli import app as roomtrust_app
 from services.common.clock import ManualClock
 from services.common.db import transaction
-from services.meeting.client import MeetingApi
 from services.meeting.domain import accounts, cdr, conferences, recording, retention
 from services.meeting.store.models import (
     Account,

@@ -6,9 +6,9 @@ import asyncio
 import secrets
 from typing import Any
 
+from protocol.meeting_client import PASSWORD, MeetingApi, Signal
 from protocol.stack import Stack
 from services.meeting import audit
-from services.meeting.client import PASSWORD, MeetingApi, Signal
 
 
 def run(coro: Any) -> Any:

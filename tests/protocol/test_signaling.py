@@ -247,7 +247,7 @@ def test_what_the_lobby_moderation_and_chat_send_is_the_protocol_exactly() -> No
         ),
         *moderation.remove(lobby, "p-a", "p-b"),
     ]
-    messages = [a.message for a in actions if isinstance(a, Send)]
+    messages = [a.message.encode() for a in actions if isinstance(a, Send)]
     kinds = {m["type"] for m in messages}
     assert kinds >= {"roster", "lobby.knock", "lobby.waiting", "admitted", "rejected", "muted"}
     assert kinds >= {"media.state", "chat", "removed"}

@@ -92,9 +92,6 @@ BREAKS = {
     ),
 }
 # kept once devices_virtual imports no services module (the wire contracts move to protocol/)
-NOT_YET_KEPT = {"devices-virtual-server-side"}
-
-
 def copy_project(target: Path) -> Path:
     """pyproject.toml and the Python files of every root package of the contracts."""
     target.mkdir()
@@ -132,18 +129,7 @@ def test_every_contract_has_a_negative_control() -> None:
     assert set(BREAKS) == set(CONTRACTS)
 
 
-@pytest.mark.parametrize(
-    "contract",
-    [
-        pytest.param(
-            c,
-            marks=pytest.mark.xfail(
-                c in NOT_YET_KEPT, reason="devices_virtual still imports services", strict=True
-            ),
-        )
-        for c in CONTRACTS
-    ],
-)
+@pytest.mark.parametrize("contract", list(CONTRACTS))
 def test_the_project_as_it_is_keeps_the_contract(pristine: Path, contract: str) -> None:
     result = lint(pristine, contract)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,10 +1,10 @@
-"""devices_virtual.csr: the device's CSR is one the DM service's CA accepts, naming MAC and serial."""
+"""protocol.csr: the device's CSR is one the DM service's CA accepts, naming MAC and serial."""
 
 from __future__ import annotations
 
 import pytest
 
-from devices_virtual.csr import key_pem, make_csr, new_private_key
+from protocol.csr import key_pem, make_csr, new_private_key
 from services.common.ca import read_csr
 
 

@@ -1,5 +1,5 @@
-"""A virtual device's key and certificate signing request, made with `cryptography` directly (the
-device side needs no part of the service's CA).
+"""A device's key and certificate signing request: the enrollment contract, made with `cryptography`
+(the device side needs no part of the service's CA; the CA reads these CSRs).
 
 The CSR names the device as enrollment expects it: the MAC as common name and the hardware serial
 number as serialNumber, signed with the device's own P-256 key.
