@@ -194,8 +194,3 @@ def write_provision(provision_data: Provision, path: Path) -> Path:
     path.write_text(json.dumps(provision_data, indent=1))
     path.chmod(0o600)
     return path
-
-
-def read_provision(path: Path | str) -> Provision:
-    data: Provision = json.loads(Path(path).read_text())
-    return data

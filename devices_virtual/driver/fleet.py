@@ -160,9 +160,6 @@ class FleetState:
     rooms: dict[str, VirtualMeetingClient] = field(default_factory=dict)
     meeting_admin: Any = None
 
-    def by_mac(self) -> dict[str, tuple[DeviceSpec, VirtualDevice]]:
-        return {s.mac: (s, d) for s, d in zip(self.specs, self.devices, strict=True)}
-
 
 class FleetRun:
     def __init__(

@@ -17,7 +17,7 @@ import secrets
 import socket
 import threading
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,10 +206,6 @@ class WireCapture:
                 {"flow": str(h.flow), "where": h.where} for h in self.marker_hits(marker)
             ]
         return data
-
-
-def hit_dicts(hits: list[MarkerHit]) -> list[dict[str, Any]]:
-    return [{**asdict(h.flow), "where": h.where} for h in hits]
 
 
 def assert_no_marker_in_clear(

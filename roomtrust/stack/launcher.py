@@ -252,19 +252,6 @@ def _relay_entry(launch: _Launch) -> Relay:
     )
 
 
-def launch_relay(home: Path, region: str, name: str) -> Relay:
-    """Start one more relay in a meeting region and record it in stack.json, if there is one."""
-    home = home.resolve()
-    launch = _spawn_relay(home, region, name)
-    _await_file(launch, time.monotonic() + START_TIMEOUT)
-    relay = _relay_entry(launch)
-    if stack_file(home).exists():
-        stack = read_stack(home)
-        stack.relays.setdefault(region, {})[relay.name] = relay
-        write_stack(stack)
-    return relay
-
-
 def launch_pstn(home: Path, region: str, deadline: float | None = None) -> Gateway:
     """Start a meeting region's PSTN gateway (after the region) and wait until it is ready."""
     home = home.resolve()

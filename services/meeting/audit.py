@@ -44,10 +44,6 @@ def database_contains(home: Path, region: str, needle: str, schema_prefix: str =
     return [str(p) for p in directory.glob("store.sqlite3*") if needle.encode() in p.read_bytes()]
 
 
-def database_files(home: Path, region: str) -> list[Path]:
-    return list((home / "meeting" / region).glob("store.sqlite3*"))
-
-
 def trace_of(home: Path, region: str, needle: str, schema_prefix: str = "") -> dict[str, list[str]]:
     """Every place of a region where the string appears: database, logs, storage directory."""
     storage = home / "meeting" / region
