@@ -5,9 +5,11 @@ recording's own timeline: its first packet is anchored at the moment it arrived,
 that anchor plus their RTP timestamp distance (32-bit wrap unwrapped), so a stream's own timing is
 kept whatever the network jitter. Streams are decoded (G.711 u-law) and added; `drain` hands out
 the mix up to `now - delay` (late packets within `delay` still land in place) and silence where
-nobody spoke, so the file's length is the recording's wall-clock length. Samples are clipped to
-16 bits only when handed out. What cannot be mixed (another payload type, such as video, or a
-packet older than what was already handed out) is counted, not kept.
+nobody spoke, so the file's length is the recording's wall-clock length. A stream whose newest
+packet would land in what was already handed out (its sender's clock runs slow, or it paused) is
+anchored afresh at that packet. Samples are clipped to 16 bits only when handed out. What cannot
+be mixed (another payload type, such as video, or a reordered packet older than what was already
+handed out) is counted, not kept.
 """
 
 from __future__ import annotations
@@ -65,10 +67,18 @@ class Mixdown:
             step = (packet.timestamp - stream.last) % _WRAP
             extended = stream.last + (step - _WRAP if step >= _HALF else step)
             position = stream.anchor + extended - stream.first
-            if abs(position - self._position(now)) <= MAX_JUMP_SECONDS * SAMPLE_RATE:
-                stream.last = max(stream.last, extended)
+            newest = extended > stream.last
+            stream.last = max(stream.last, extended)
+            if abs(position - self._position(now)) > MAX_JUMP_SECONDS * SAMPLE_RATE:
+                self.counters.reanchored += 1
+            elif position < self.written and newest:
+                # the sender's clock runs slow against ours (or it paused): its newest packet
+                # plays now rather than into what was already written
+                self.counters.reanchored += 1
+                stream.anchor = self._position(now) - (extended - stream.first)
+                return stream.anchor + extended - stream.first
+            else:
                 return position
-            self.counters.reanchored += 1
         anchor = self._position(now)
         self._streams[packet.ssrc] = _Stream(anchor, packet.timestamp, packet.timestamp)
         return anchor

@@ -72,3 +72,14 @@ def test_clipping_happens_on_the_way_out() -> None:
     for ssrc in (1, 2):
         mix.push(RtpPacket(0, 1, 0, ssrc, loud), 0.0)
     assert set(samples(mix.drain(0.02, final=True))) == {32767}
+
+
+def test_a_slow_sender_is_anchored_afresh_instead_of_falling_into_the_written_past() -> None:
+    mix = Mixdown(start=0.0, delay=0.1)
+    source = AudioSource(ssrc=4, tone_hz=440)
+    mix.push(source.next_frame()[0], 0.0)
+    mix.drain(1.0)  # 0.9 s written while the sender paused
+    mix.push(source.next_frame()[0], 1.0)  # its timestamp says 20 ms: it plays now instead
+    assert mix.counters.reanchored == 1 and mix.counters.late == 0
+    out = samples(mix.drain(1.2, final=True))
+    assert any(out[800:960])  # at 1.0 s, 0.9 s into what is handed out now

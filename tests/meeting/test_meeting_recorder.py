@@ -72,11 +72,13 @@ class Talker(asyncio.DatagramProtocol):
 
 
 async def talk(talkers: list[tuple[Talker, AudioSource]], seconds: float) -> None:
-    for _ in range(round(seconds / 0.02)):
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for frame in range(1, round(seconds / 0.02) + 1):
         for talker, source in talkers:
             for packet in source.next_frame():
                 talker.send(packet.build())
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(max(0.0, start + frame * 0.02 - loop.time()))  # paced, no drift
 
 
 async def call() -> tuple[bytes, Hook, dict[str, Any]]:
@@ -162,3 +164,25 @@ def test_without_relay_keys_there_is_no_recorder() -> None:
         return started
 
     assert asyncio.run(go()) is None
+
+
+def test_a_recorder_that_cannot_start_leaves_the_call_unrecorded() -> None:
+    class Broken:
+        async def issue(self, conference_id: str, participant_id: str) -> dict[str, Any]:
+            return {"profile": "nonsense"}  # not a grant
+
+        async def withdraw(
+            self, conference_id: str, participant_id: str, rekey: bool = True
+        ) -> None:
+            self.withdrawn = participant_id
+
+    async def go() -> tuple[object, str]:
+        async def write(recording_id: str, pcm: bytes) -> None:
+            raise AssertionError("nothing to write")
+
+        hook = Broken()
+        recorders = Recorders(hook, write)
+        started = await recorders.start("r3", "sa-c3")
+        return started, hook.withdrawn
+
+    assert asyncio.run(go()) == (None, "rec-r3")  # the keys it was given are handed back

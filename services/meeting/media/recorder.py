@@ -193,7 +193,12 @@ class Recorders:
             return self._running[recording_id]
         recorder = Recorder(recording_id, conference_id, self.keys, self.write)
         self._running[recording_id] = recorder
-        if not await recorder.start():
+        try:
+            started = await recorder.start()
+        except Exception:  # the call goes on unrecorded rather than the session's actions failing
+            log.exception("recording %s: the recorder could not start", recording_id)
+            started = False
+        if not started:
             self._running.pop(recording_id, None)
             return None
         return recorder
