@@ -60,3 +60,14 @@ Feature: Media: SRTP through the region's relays, failover, and the PSTN leg
     When the phone hangs up and "Sam" ends the conference
     Then the call record marks the phone's leg unencrypted and every other leg encrypted
     And a phone dialling in with the PIN "0000" is refused
+
+  @live @MT-16
+  Scenario: A recorded three-party call holds both speakers' tones and stays in its region
+    Given an enterprise in the media region with the users "Uma, Vic, Wen, Xia"
+    And "Uma" owns a conference that "Uma, Vic, Wen" join with media
+    And "Uma" talks a 440 Hz tone and "Vic" a 660 Hz tone while "Wen" listens
+    When "Wen" records the call for 3 seconds
+    Then everyone in the call was told it is recorded by "Wen"
+    And the recording downloaded by the administrator plays and sox finds 440 Hz and 660 Hz
+    And the recording file is in region "sa"'s storage and nowhere else
+    And "Xia", outside the recording's sharing rules, gets 403 for it

@@ -18,7 +18,7 @@ from media_core.relay_core import (
     Send,
     looks_plain,
 )
-from media_core.rtcp import ReportBlock, SenderReport
+from media_core.rtcp import ReceiverReport, ReportBlock, SenderReport
 from media_core.rtp import HeaderExtension, RtpPacket
 from media_core.sources import AudioSource, VideoSource
 from media_core.srtp import Direction, KeyMaterial, SrtpError, SrtpProfile, SrtpSession
@@ -211,6 +211,29 @@ def test_rekey_switches_over_on_the_first_packet_under_the_new_key(core: RelayCo
     stale = SrtpSession(old_keys.send, Direction.OUTBOUND).protect(b.frame())
     assert core.datagram_received(b.address, stale) == []
     assert core.counters.dropped_bad_tag == 1
+
+
+def test_rekey_switches_over_on_a_first_rtcp_report_under_the_new_key(core: RelayCore) -> None:
+    """A member that only sends RTCP (the region's recorder) switches over too, although its fresh
+    session numbers SRTCP from the start again, which the current session reads as a replay."""
+    a, b = call(core, 2)
+    rr = ReceiverReport(b.source.ssrc).build()
+    for _ in range(3):  # SRTCP indices 0..2 under the current keys
+        core.datagram_received(b.address, b.out.protect_rtcp(rr))
+    new = new_keys()
+    core.rekey_participant("p1", new)
+    b.out, b.inbound = (
+        SrtpSession(new.send, Direction.OUTBOUND),
+        SrtpSession(new.receive, Direction.INBOUND),
+    )
+    sends = core.datagram_received(b.address, b.out.protect_rtcp(rr))
+    assert len(sends) == 1 and not core.participant("p1").rekey_pending
+    plain, sends = a.send()
+    assert b.open(sends) == [plain]
+    # a replay under the current keys is still a replay, not a switch
+    replayed = SrtpSession(new.send, Direction.OUTBOUND).protect_rtcp(rr)
+    assert core.datagram_received(b.address, replayed) == []
+    assert core.counters.dropped_replay == 1
 
 
 def test_duplicate_and_unknown_participants_are_refused(core: RelayCore) -> None:

@@ -301,3 +301,49 @@ def dial_in_refused(answer: Mapping[str, Any], because: str) -> None:
     require(state == "refused", f"the dial-in ended {state!r}, not refused")
     reason = answer.get("reason")
     require(because in str(reason), f"the refusal does not name the {because}: {reason!r}")
+
+
+# -- MT-16: what a recording holds -----------------------------------------------------------------
+
+MIN_RECORDED_TONE_DB = -35.0  # a speaker's tone in the recording (a marker tone is about -18 dBFS)
+TONE_ABOVE_REFERENCE_DB = 20.0  # and this far above every band where nothing sounds
+
+
+@check("media")
+def recording_holds_tones(
+    measured: Mapping[str, Any], tones: Collection[int], min_seconds: float = 1.0
+) -> None:
+    """The downloaded recording plays (sox reads it as audio of at least `min_seconds`) and holds
+    each speaker's marker tone, loud and well above the bands where nobody spoke (`measured`:
+    what `roomtrust.comply.audio.measure` found: "playable", "duration", "levels_db" Hz -> dBFS,
+    "reference_db" Hz -> dBFS)."""
+    selected(tones, "tones to find in the recording")
+    require(
+        measured.get("playable"),
+        f"sox cannot play the recording ({measured.get('bytes', 0)} bytes): "
+        f"{measured.get('error')}",
+    )
+    duration = float(measured.get("duration") or 0.0)
+    require(
+        duration >= min_seconds,
+        f"the recording lasts {duration:.2f} s, less than the {min_seconds:.2f} s recorded",
+    )
+    levels: Mapping[int, float] = measured.get("levels_db") or {}
+    references: Mapping[int, float] = selected(
+        measured.get("reference_db") or {}, "reference bands of the recording"
+    )
+    ceiling = max(references.values())
+    missing = {hz: levels.get(hz) for hz in tones if levels.get(hz) is None}
+    require(not missing, f"the tones {names_of(missing)} Hz were not measured")
+    quiet = {hz: levels[hz] for hz in tones if levels[hz] < MIN_RECORDED_TONE_DB}
+    require(
+        not quiet,
+        f"the recording does not hold the tones (Hz: dBFS) {quiet}, "
+        f"quieter than {MIN_RECORDED_TONE_DB} dBFS",
+    )
+    buried = {hz: levels[hz] for hz in tones if levels[hz] < ceiling + TONE_ABOVE_REFERENCE_DB}
+    require(
+        not buried,
+        f"the tones (Hz: dBFS) {buried} are not {TONE_ABOVE_REFERENCE_DB} dB above the loudest "
+        f"band where nothing sounds ({ceiling} dBFS): the recording is noise, not the call",
+    )

@@ -71,6 +71,7 @@ from services.meeting.domain.session_io import (
     Terminate,
     WithdrawKeys,
 )
+from services.meeting.media.recorder import Recorders
 from services.meeting.store.conference_store import ConferenceStore
 
 log = logging.getLogger("roomtrust.meeting.signaling")
@@ -138,6 +139,8 @@ class Signaling:
         self.auth = SocketAuthenticator(store, pstn_token_file, interop_token_file)
         self.live: dict[str, LiveConference] = {}
         self.connections: dict[str, Connection] = {}
+        # recording: the region's recorders join the relay with keys of their own (MT-16)
+        self.recorders = Recorders(self.media_keys, store.append_recording_media)
 
     # -- what the REST API and the media hook ask -------------------------------------------
 
@@ -163,6 +166,8 @@ class Signaling:
 
     async def push(self, participant_id: str, message: dict[str, Any]) -> None:
         """Send a participant still in a conference a message (new keys, a media move)."""
+        if self.recorders.deliver(participant_id, message):
+            return
         conn = self.connections.get(participant_id)
         if conn is not None and conn.conference_id is not None:
             await conn.send(message)
@@ -389,9 +394,11 @@ class Signaling:
                         action.participant_account_ids,
                     )
                     log.info("recording %s started in %s", action.recording_id, live.conference_id)
+                    await self.recorders.start(action.recording_id, action.conference_id)
                 case AddRecordingParticipant(recording_id=recording_id, account_id=account_id):
                     await self.store.add_recording_participant(recording_id, account_id)
                 case StopRecording(recording_id=recording_id):
+                    await self.recorders.stop(recording_id)  # its last audio before the trailer
                     await self.store.stop_recording(recording_id)
                 case FinishConference(conference_id=conference_id):
                     await self.store.finish(conference_id)

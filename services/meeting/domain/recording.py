@@ -8,13 +8,16 @@ conference may view too.
 
 File layout: MAGIC, then chunks of `length (4 bytes) | nonce (12) | ciphertext+tag`; each chunk's
 associated data is the recording ID and the chunk number, so chunks cannot be reordered or spliced.
+A chunk's plaintext is the header, the call's audio from the region's recorder
+(services/meeting/media/recorder.py), or the trailer (`recording_media`); a download decrypts them
+into one WAVE file. Inside the enterprise, an account outside the sharing rules is refused (403);
+another organisation is not told the recording exists (404).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import os
 import secrets
 import struct
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Session
 from protocol.signaling import RecordAction
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.meeting.domain import permissions as perms
+from services.meeting.domain import recording_media
 from services.meeting.domain.accounts import Identity, log
 from services.meeting.domain.ids import is_plain_id, new_id
 from services.meeting.store.models import Account, Conference, Enterprise, Recording
@@ -164,9 +168,13 @@ def begin(
         size=0,
     )
     storage.create(recording_id, recording.file_name)
-    header = {"conference_id": conference.id, "started_at": now.isoformat(), "media": "rtp"}
+    header = {
+        "conference_id": conference.id,
+        "started_at": now.isoformat(),
+        "media": recording_media.MEDIA_FORMAT,
+    }
     recording.size = storage.append(
-        recording_id, recording.file_name, key_wrapped, json.dumps(header).encode()
+        recording_id, recording.file_name, key_wrapped, recording_media.meta_chunk(header)
     )
     session.add(recording)
     session.flush()
@@ -182,11 +190,12 @@ def add_participant(session: Session, recording_id: str, account_id: str) -> Non
 def append_media(
     session: Session, storage: RecordingStorage, recording_id: str, data: bytes
 ) -> None:
-    """Media for a running recording (from the relay): encrypted onto the file."""
+    """The recorder's PCM (16-bit mono, 8 kHz) for a running recording: encrypted onto the file."""
     recording = session.get(Recording, recording_id)
     if recording is None or recording.stopped_at is not None:
         raise NotFound("no running recording with this id", field="recording_id")
-    recording.size = storage.append(recording.id, recording.file_name, recording.wrapped_key, data)
+    chunk = recording_media.pcm_chunk(data)
+    recording.size = storage.append(recording.id, recording.file_name, recording.wrapped_key, chunk)
 
 
 def stop(session: Session, storage: RecordingStorage, recording_id: str, now: dt.datetime) -> None:
@@ -195,7 +204,10 @@ def stop(session: Session, storage: RecordingStorage, recording_id: str, now: dt
         return
     trailer = {"stopped_at": now.isoformat()}
     recording.size = storage.append(
-        recording.id, recording.file_name, recording.wrapped_key, json.dumps(trailer).encode()
+        recording.id,
+        recording.file_name,
+        recording.wrapped_key,
+        recording_media.meta_chunk(trailer),
     )
     recording.stopped_at = now
 
@@ -215,8 +227,15 @@ def _visible(session: Session, actor: Identity, recording: Recording) -> bool:
 
 def get(session: Session, actor: Identity, recording_id: str) -> Recording:
     recording = session.get(Recording, recording_id) if is_plain_id(recording_id) else None
-    if recording is None or not _visible(session, actor, recording):
+    if recording is None:
         raise NotFound("no such recording visible to you", field="recording_id")
+    if not _visible(session, actor, recording):
+        if actor.enterprise_id != recording.enterprise_id:
+            raise NotFound("no such recording visible to you", field="recording_id")
+        raise Forbidden(
+            "this recording is not shared with you: ask its recorder or a files manager",
+            field="recording_id",
+        )
     return recording
 
 
@@ -275,8 +294,11 @@ def delete(
 def content(
     session: Session, storage: RecordingStorage, actor: Identity, recording_id: str
 ) -> bytes:
+    """The recording as a WAVE file (the call's audio, the header and trailer as its comment)."""
     recording = get(session, actor, recording_id)
-    return storage.read(recording.id, recording.file_name, recording.wrapped_key)
+    return recording_media.playable(
+        storage.read(recording.id, recording.file_name, recording.wrapped_key)
+    )
 
 
 def view(recording: Recording) -> dict[str, Any]:

@@ -150,6 +150,10 @@ class ConferenceStore:
     async def add_recording_participant(self, recording_id: str, account_id: str) -> None:
         await self._run(lambda s: recording.add_participant(s, recording_id, account_id))
 
+    async def append_recording_media(self, recording_id: str, pcm: bytes) -> None:
+        """The recorder's audio (services/meeting/media/recorder.py), onto the encrypted file."""
+        await self._run(lambda s: recording.append_media(s, self.storage, recording_id, pcm))
+
     async def stop_recording(self, recording_id: str) -> None:
         now = self.clock.now()
         await self._run(lambda s: recording.stop(s, self.storage, recording_id, now))

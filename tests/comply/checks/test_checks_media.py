@@ -1,16 +1,25 @@
 """Negative controls of the `media` checks (roomtrust/comply/checks/media.py): MT-06 and MT-12
 over what a four-party call heard and what its capture shows, MT-06 plain RTP and removal, MT-03
-relay failover and MT-08 the PSTN leg. Each check passes on what a good call measures and fails
-when one figure is what a broken region would give."""
+relay failover, MT-08 the PSTN leg and MT-16 the recording's audio (also on real files that sox
+measures: both tones, one tone, silence, noise, an empty file). Each check passes on what a good
+call measures and fails when one figure is what a broken region would give."""
 
 from __future__ import annotations
 
+import math
+import random
+import shutil
+from array import array
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from roomtrust.comply.checks import media
+from roomtrust.comply import audio
+from roomtrust.comply.checks import CheckFailed, media
 from roomtrust.comply.negative import Case, Controls, all_cases
+from services.meeting.domain import recording_media
 
 PEOPLE = ("Ann", "Ben", "Cai")
 
@@ -292,6 +301,62 @@ CONTROLS: list[Controls] = [
         },
         single="one dial-in answer: there is nothing to select",
     ),
+    Controls(
+        media.recording_holds_tones,
+        {
+            "measured": {
+                "playable": True,
+                "duration": 3.0,
+                "levels_db": {440: -18.0, 660: -18.5},
+                "reference_db": {1000: -70.0, 1500: -72.0},
+            },
+            "tones": (440, 660),
+        },
+        {
+            "unplayable": (
+                {"measured": {"playable": False, "bytes": 0, "error": "RIFF header not found"}},
+                "sox cannot play the recording (0 bytes): RIFF header not found",
+            ),
+            "short": (
+                {"measured": {"playable": True, "duration": 0.1, "reference_db": {1000: -70}}},
+                "lasts 0.10 s",
+            ),
+            "one-speaker": (
+                {
+                    "measured": {
+                        "playable": True,
+                        "duration": 3.0,
+                        "levels_db": {440: -18.0, 660: -80.0},
+                        "reference_db": {1000: -70.0},
+                    }
+                },
+                "does not hold the tones (Hz: dBFS) {660: -80.0}",
+            ),
+            "noise": (
+                {
+                    "measured": {
+                        "playable": True,
+                        "duration": 3.0,
+                        "levels_db": {440: -20.0, 660: -21.0},
+                        "reference_db": {1000: -19.0, 1500: -22.0},
+                    }
+                },
+                "the recording is noise",
+            ),
+            "unmeasured": (
+                {
+                    "measured": {
+                        "playable": True,
+                        "duration": 3.0,
+                        "levels_db": {440: -18.0},
+                        "reference_db": {1000: -70.0},
+                    }
+                },
+                "the tones ['660'] Hz were not measured",
+            ),
+            "empty": ({"tones": ()}, "selected no tones"),
+        },
+    ),
 ]
 
 
@@ -305,3 +370,73 @@ def test_a_check_fails_when_its_property_is_broken(case: Case) -> None:
 @pytest.mark.parametrize("controls", CONTROLS, ids=lambda c: c.key)
 def test_a_check_passes_on_good_evidence(controls: Controls) -> None:
     controls.check(**controls.good)
+
+
+# -- MT-16 on real files: what sox measures of a recording ------------------------------------------
+
+RATE = 8000
+TONES = (440, 660)
+needs_sox = pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+
+
+def wave_file(path: Path, sample: Callable[[int], float], seconds: float = 3.0) -> Path:
+    pcm = array("h", (round(sample(n)) for n in range(int(RATE * seconds))))
+    path.write_bytes(recording_media.wav(pcm.tobytes(), '[{"conference_id": "sa-test"}]'))
+    return path
+
+
+def sine(hz: float, n: int) -> float:
+    return 6000 * math.sin(2 * math.pi * hz * n / RATE)
+
+
+@needs_sox
+def test_both_speakers_tones_are_found(tmp_path: Path) -> None:
+    path = wave_file(tmp_path / "call.wav", lambda n: sine(440, n) + sine(660, n))
+    measured = audio.measure(path, TONES)
+    media.recording_holds_tones(measured, TONES)
+    assert measured["sample_rate"] == RATE and measured["channels"] == 1
+    assert measured["duration"] == pytest.approx(3.0)
+    assert all(-25 < level < -12 for level in measured["levels_db"].values()), measured
+    peak = max(measured["spectrum_db"], key=measured["spectrum_db"].get)
+    assert peak in (400, 650)  # the spectrum's loudest bands are the tones'
+
+
+@needs_sox
+@pytest.mark.parametrize(
+    ("name", "sample", "reason"),
+    [
+        ("no-660", lambda n: sine(440, n), "does not hold the tones"),
+        ("silent", lambda n: 0.0, "does not hold the tones"),
+        ("noise", lambda n: random.Random(n).uniform(-6000, 6000), "does not hold the tones"),
+        ("tone-elsewhere", lambda n: sine(1000, n), "does not hold the tones"),
+    ],
+)
+def test_a_recording_without_the_tones_fails(
+    tmp_path: Path, name: str, sample: Callable[[int], float], reason: str
+) -> None:
+    measured = audio.measure(wave_file(tmp_path / f"{name}.wav", sample), TONES)
+    assert measured["playable"]
+    with pytest.raises(CheckFailed, match=reason):
+        media.recording_holds_tones(measured, TONES)
+
+
+@needs_sox
+def test_tones_drowned_in_noise_fail(tmp_path: Path) -> None:
+    noise = random.Random(7)
+    path = wave_file(
+        tmp_path / "loud-noise.wav",
+        lambda n: sine(440, n) + sine(660, n) + noise.uniform(-20000, 20000),
+    )
+    with pytest.raises(CheckFailed, match="the recording is noise"):
+        media.recording_holds_tones(audio.measure(path, TONES), TONES)
+
+
+@needs_sox
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00"], ids=["empty", "truncated"])
+def test_an_empty_or_broken_file_does_not_play(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    measured = audio.measure(path, TONES)
+    assert not measured["playable"] and measured["error"]
+    with pytest.raises(CheckFailed, match="sox cannot play the recording"):
+        media.recording_holds_tones(measured, TONES)

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Response
 
 from services.meeting.api import responses, schemas
 from services.meeting.api.deps import Caller
-from services.meeting.domain import recording
+from services.meeting.domain import recording, recording_media
 
 router = APIRouter()
 
 
-class OctetStream(Response):
-    media_type = "application/octet-stream"
+class WaveFile(Response):
+    media_type = recording_media.CONTENT_TYPE
 
 
 @router.get("/v1/recordings", response_model=list[responses.RecordingOut])
@@ -29,14 +29,12 @@ async def get_recording(recording_id: str, caller: Caller) -> dict[str, Any]:
     return await caller.run(lambda s, me: recording.view(recording.get(s, me, recording_id)))
 
 
-@router.get(
-    "/v1/recordings/{recording_id}/content", response_model=bytes, response_class=OctetStream
-)
+@router.get("/v1/recordings/{recording_id}/content", response_model=bytes, response_class=WaveFile)
 async def recording_content(recording_id: str, caller: Caller) -> Response:
-    """The decrypted recording file."""
+    """The decrypted recording: a WAVE file of the call's audio."""
     storage = caller.region.storage
     data = await caller.run(lambda s, me: recording.content(s, storage, me, recording_id))
-    return OctetStream(data)
+    return WaveFile(data)
 
 
 @router.post("/v1/recordings/{recording_id}/share", response_model=responses.RecordingOut)
