@@ -91,7 +91,8 @@ BREAKS = {
         "tests.media_core.test_media_rtp -> features.steps.sim_steps",
     ),
 }
-# kept once devices_virtual imports no services module (the wire contracts move to protocol/)
+
+
 def copy_project(target: Path) -> Path:
     """pyproject.toml and the Python files of every root package of the contracts."""
     target.mkdir()
