@@ -14,6 +14,7 @@ real virtual devices (the asyncio driver) wherever a test checks delivery.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import secrets
@@ -243,7 +244,7 @@ def test_sigkill_of_the_leader_moves_the_lease_and_the_rollout_ticks_on(tmp_path
                 )
                 rollout_id = rollout["rollout_id"]
                 await in_thread(admin.control_rollout, rollout_id, "start")
-                killed = time.monotonic()
+                killed, seen["killed_at"] = time.monotonic(), dt.datetime.now(dt.UTC)
                 os.kill(leader.process.pid, signal.SIGKILL)
                 leader.process.wait()
                 new_leader = await in_thread(wait_for_one_leader, region, 10)
@@ -267,11 +268,18 @@ def test_sigkill_of_the_leader_moves_the_lease_and_the_rollout_ticks_on(tmp_path
     assert seen["new_leader"] != leader.name
     assert seen["lease_s"] < 5.0, seen
     status = seen["status"]
-    assert [w["state"] for w in status["waves"]] == ["completed", "completed"], status
+    assert [w["state"] for w in status["waves"]] == ["done", "done"], status
     assert status["totals"]["updated"] == 2
     assert seen["versions"] == [NEW_FIRMWARE, NEW_FIRMWARE]
-    waves = [e for e in seen["log"] if e["action"] == "rollout.wave_start"]
-    assert len(waves) == 2, waves  # each wave started exactly once
+    waves = {
+        e["detail"]["wave"]: dt.datetime.fromisoformat(e["at"])
+        for e in seen["log"]
+        if e["action"] == "rollout.wave_start"
+    }
+    starts = [e for e in seen["log"] if e["action"] == "rollout.wave_start"]
+    assert len(starts) == 2 == len(waves), starts  # each wave started exactly once
+    # wave 2 waited for wave 1's alert window: a tick of the new leader started it
+    assert waves["2"] > seen["killed_at"], (waves, seen["killed_at"])
     assert get_model(MODEL).firmware_version != NEW_FIRMWARE
 
 
