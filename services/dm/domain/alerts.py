@@ -84,7 +84,9 @@ def evaluate(session: Session, now: dt.datetime, offline_after: dt.timedelta) ->
     them for devices heard from again; returns how many alerts were raised."""
     raised = 0
     devices = session.scalars(
-        select(Device).where(Device.state == "enrolled", Device.last_seen.is_not(None))
+        select(Device)
+        .where(Device.state == "enrolled", Device.last_seen.is_not(None))
+        .order_by(Device.id)  # one order for every evaluator: racing inserts wait, not deadlock
     ).all()
     for device in devices:
         assert device.last_seen is not None
