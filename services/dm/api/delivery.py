@@ -39,16 +39,16 @@ async def deliver(state: DmState, device_ids: list[str]) -> int:
 
 
 async def push_pending(state: DmState, device_id: str) -> int:
-    """Send a device that just connected everything it has not acknowledged."""
-    pending = await state.in_tx(
-        lambda s: [commands.as_message(c) for c in commands.pending(s, device_id)]
-    )
-    if await state.hub.send(device_id, pending):
-        now = state.now()
-        ids = [m["command_id"] for m in pending]
-        await state.commit(lambda s: commands.mark_delivered(s, ids, now))
-        return 1
-    return 0
+    """Send a device that just connected everything it has not acknowledged. The never-sent ones
+    are claimed first, so neither the sweep nor a signal sends them a second time."""
+    now = state.now()
+
+    def claim(s: Session) -> list[dict[str, Any]]:
+        commands.claim_undelivered(s, [device_id], now)
+        return [commands.as_message(c) for c in commands.pending(s, device_id)]
+
+    pending = await state.commit(claim)
+    return 1 if await state.hub.send(device_id, pending) else 0
 
 
 async def in_engine(state: DmState, fn: Callable[[Session], T]) -> T:

@@ -141,11 +141,6 @@ def claim_undelivered(
     return found
 
 
-def mark_delivered(session: Session, command_ids: list[int], now: dt.datetime) -> None:
-    for command in session.scalars(select(DeviceCommand).where(DeviceCommand.id.in_(command_ids))):
-        command.delivered_at = command.delivered_at or now
-
-
 def acknowledge(
     session: Session, device: Device, command_id: Any, result: Any, now: dt.datetime
 ) -> DeviceCommand:
