@@ -38,3 +38,11 @@ DIAGNOSTICS_BUNDLE_FIELDS: Final = ("device_id", "mac", "ip_address", "logs", "c
 
 # Account management: what an administrator record may hold.
 ACCOUNT_FIELDS: Final = ("email", "password", "first_name", "last_name", "phone")
+
+# The envelope of a heartbeat or telemetry report: about the report, not device data, so not a
+# DM-09 field and never stored as telemetry. `report_id` is chosen by the device, the same on
+# every retry of one report; the service stores a report once per id (a retry after a lost answer
+# stores nothing twice and gets the same answer). Optional: older clients leave it out.
+REPORT_ID: Final = "report_id"
+REPORT_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{8,64}$"
+ENVELOPE_FIELDS: Final = (REPORT_ID,)

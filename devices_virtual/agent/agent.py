@@ -85,11 +85,12 @@ from devices_virtual.agent.events import (
 )
 from devices_virtual.agent.firmware import SLOT_NAMES, FirmwareState, Update, image_self_test
 from devices_virtual.agent.log import DEBUG, ERROR, INFO, WARNING, AgentLog
-from devices_virtual.agent.telemetry import telemetry_report
+from devices_virtual.agent.telemetry import report_id, telemetry_report, with_report_id
 from devices_virtual.models import DeviceModel
 from protocol import dm_channel
 from protocol.dm_channel import CloseCode, CommandKind, ProgressStage
 from protocol.errors import Invalid
+from protocol.fields import REPORT_ID
 from protocol.firmware import (
     DOWNLOAD_KEY_BYTES,
     FirmwareRejected,
@@ -107,6 +108,10 @@ T_HEARTBEAT = "heartbeat"
 T_TELEMETRY = "telemetry"
 T_CHANNEL = "channel"
 DM_TIMERS = (T_ENROLL, T_HEARTBEAT, T_TELEMETRY, T_CHANNEL)
+# A telemetry report whose answer was lost (no answer, or a 5xx) is sent again at once, with the
+# same report id, so the service stores it once; at most this many times in all. (A heartbeat
+# stores no row: a lost one is simply sent at the next interval.)
+REPORT_ATTEMPTS = 3
 
 REVOKED_CHANNEL_CODE = CloseCode.REVOKED
 
@@ -169,6 +174,8 @@ class DeviceAgent:
         "_network_ready",
         "_next_heartbeat",
         "_next_id",
+        "_report_seq",
+        "_reports",
         "_now",
         "_ntp_server",
         "_pending",
@@ -221,6 +228,8 @@ class DeviceAgent:
         self._channel_attempts = 0
         self._pending: dict[int, str] = {}
         self._next_id = 0
+        self._reports: dict[int, tuple[str, dict[str, Any], int]] = {}  # in flight: to retry
+        self._report_seq = 0
         self._checks_left: set[int] = set()
         self._checks_ok = False
         self._ntp_server = 0
@@ -763,7 +772,7 @@ class DeviceAgent:
             "firmware_version": self.firmware_version,
         }
         self.log.add(self._now, DEBUG, "heartbeat: %s", self.status)
-        return self._dm_request("POST", "/v1/device/heartbeat", "heartbeat", body)
+        return self._device_report("heartbeat", body)
 
     def _telemetry(self) -> list[Action]:
         self.log.add(self._now, DEBUG, "telemetry: configuration %s", self.configuration_version)
@@ -779,7 +788,16 @@ class DeviceAgent:
             network=self.network,
             time_zone=self.time_zone,
         )
-        return [self._dm_request("POST", "/v1/device/telemetry", "telemetry", report)]
+        return [self._device_report("telemetry", report)]
+
+    def _device_report(self, purpose: str, body: dict[str, Any], attempt: int = 1) -> HttpRequest:
+        """A heartbeat or telemetry report with its report id (chosen here, kept on retries)."""
+        if REPORT_ID not in body:
+            self._report_seq += 1
+            body = with_report_id(body, report_id(self.identity.mac, self._now, self._report_seq))
+        request = self._dm_request("POST", f"/v1/device/{purpose}", purpose, body)
+        self._reports[request.request_id] = (purpose, body, attempt)
+        return request
 
     def _health(self, component: str, detail: str | None) -> HttpRequest:
         body: dict[str, Any] = {
@@ -830,6 +848,7 @@ class DeviceAgent:
         """Stop every DM activity: timers, requests in flight, the channel and pooled connections."""
         self._pending = {k: v for k, v in self._pending.items() if not v.startswith("dm:")}
         self._uploads.clear()
+        self._reports.clear()
         actions: list[Action] = [CancelTimer(name) for name in DM_TIMERS]
         if self._channel_wanted or self.phase is Phase.ONLINE:
             actions.append(CloseDmSession())
@@ -931,6 +950,12 @@ class DeviceAgent:
         if purpose == "dm:diagnostics":
             failure = event.reason if isinstance(event, RequestFailed) else ""
             return self._uploaded(now, event.request_id, status, failure)
+        report = self._reports.pop(event.request_id, None)
+        if report is not None and report[0] == "telemetry" and (status is None or status >= 500):
+            kind, sent, attempt = report
+            if attempt < REPORT_ATTEMPTS and self.phase is Phase.ONLINE:
+                self.log.add(now, WARNING, "%s lost (%s); sending it again", kind, status)
+                return [self._device_report(kind, sent, attempt + 1)]
         if purpose == "dm:heartbeat" and status == 200 and isinstance(body, dict):
             interval = body.get("next_heartbeat_s")
             if isinstance(interval, int | float) and interval > 0:

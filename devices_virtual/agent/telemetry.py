@@ -1,11 +1,15 @@
-"""The telemetry report: only the DM-09 device-management fields, nothing about people or meetings."""
+"""The telemetry report: only the DM-09 device-management fields, nothing about people or meetings.
+
+A heartbeat or telemetry report also carries its report id (`protocol.fields.REPORT_ID`), an
+envelope field outside DM-09: chosen by the device, kept on every retry of the report, so the
+service stores the report once however often the device has to send it."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from devices_virtual.agent.events import NetworkInfo
-from protocol.fields import TELEMETRY_FIELDS
+from protocol.fields import REPORT_ID, TELEMETRY_FIELDS
 
 DM09_FIELDS: Final = frozenset(TELEMETRY_FIELDS)
 
@@ -44,3 +48,13 @@ def telemetry_report(
     if extra:  # a programming error, never data from outside
         raise AssertionError(f"telemetry outside DM-09: {sorted(extra)}")
     return report
+
+
+def report_id(mac: str, at: float, sequence: int) -> str:
+    """A report id unique per device: its MAC, the time in milliseconds and a counter."""
+    return f"{mac.replace(':', '')}-{int(at * 1000):x}-{sequence:x}"
+
+
+def with_report_id(report: dict[str, Any], new_id: str) -> dict[str, Any]:
+    """The report in its envelope: the report id added unless it has one (a retry keeps it)."""
+    return report if REPORT_ID in report else {**report, REPORT_ID: new_id}

@@ -49,6 +49,7 @@ from devices_virtual.agent.domains import BOOT_HOSTS, NTP_SERVERS
 from devices_virtual.agent.firmware import image_self_test, virtual_image
 from devices_virtual.agent.telemetry import DM09_FIELDS
 from devices_virtual.models import get_model
+from protocol.fields import ENVELOPE_FIELDS, REPORT_ID
 from services.common import firmware
 from services.dm.domain.diagnostics import BUNDLE_FIELDS
 from services.dm.domain.diagnostics import _check_bundle as check_bundle
@@ -233,13 +234,29 @@ def test_telemetry_holds_only_dm09_fields_the_service_accepts() -> None:
     agent = make_agent(network=NetworkInfo("wifi", "10.1.2.3", "2001:db8::5", "ssid-7"))
     telemetry = next(r for r in requests(online(agent)) if r.purpose == "telemetry")
     assert telemetry.json is not None
-    assert set(telemetry.json) <= DM09_FIELDS
-    assert telemetry.json["mac"] == "02:00:00:00:00:01"
-    assert telemetry.json["server_address"] == "127.0.0.1:4431"
-    assert validate_telemetry(telemetry.json)["network_type"] == "wifi"
+    report = {k: v for k, v in telemetry.json.items() if k not in ENVELOPE_FIELDS}
+    assert set(report) <= DM09_FIELDS and set(telemetry.json) - set(report) == {REPORT_ID}
+    assert report["mac"] == "02:00:00:00:00:01"
+    assert report["server_address"] == "127.0.0.1:4431"
+    assert validate_telemetry(report)["network_type"] == "wifi"
     (periodic, timer) = agent.handle(TimerFired(1000.0, "telemetry"))
     assert isinstance(periodic, HttpRequest) and periodic.purpose == "telemetry"
     assert timer == StartTimer("telemetry", 1900.0)
+
+
+def test_a_lost_telemetry_answer_is_sent_again_with_the_same_report_id() -> None:
+    agent = make_agent()
+    first = next(r for r in requests(online(agent)) if r.purpose == "telemetry")
+    assert first.json is not None
+    (again,) = agent.handle(RequestFailed(201.0, first.request_id, "timeout"))
+    assert isinstance(again, HttpRequest) and again.json == first.json  # the same id, on retry
+    (third,) = agent.handle(HttpResponse(202.0, again.request_id, 503, None))
+    assert isinstance(third, HttpRequest) and third.json == first.json
+    assert agent.handle(RequestFailed(203.0, third.request_id, "timeout")) == []  # 3 in all
+    (periodic, _timer) = agent.handle(TimerFired(1000.0, "telemetry"))
+    assert isinstance(periodic, HttpRequest) and periodic.json is not None
+    assert periodic.json[REPORT_ID] != first.json[REPORT_ID]  # a new report, a new id
+    assert agent.handle(HttpResponse(1001.0, periodic.request_id, 422, None)) == []  # refused
 
 
 def test_call_state_changes_the_reported_status() -> None:
@@ -716,7 +733,12 @@ def test_a_profile_is_applied_acknowledged_with_its_version_and_takes_effect_at_
     assert report.json["configuration_version"] == "rooms@3"
     assert report.json["device_name"] == "Boardroom 4"
     assert report.json["time_zone"] == "Asia/Tokyo"
-    assert validate_telemetry(report.json)["configuration_version"] == "rooms@3"
+    assert (
+        validate_telemetry({k: v for k, v in report.json.items() if k != REPORT_ID})[
+            "configuration_version"
+        ]
+        == "rooms@3"
+    )
 
 
 def test_the_pushed_heartbeat_interval_wins_over_the_service_default() -> None:

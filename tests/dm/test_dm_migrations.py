@@ -43,7 +43,7 @@ def test_migration_0003_goes_up_down_and_up_and_matches_the_models(
         assert not NEW_TABLES & set(sa.inspect(engine).get_table_names())
         alembic(engine, "upgrade", "head")
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0003"
+            assert MigrationContext.configure(conn).get_current_revision() == "0004"
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     finally:
         engine.dispose()

@@ -1,6 +1,10 @@
 """The DM region's background work: the loops that run while the app runs (offline alerts, the
 diagnostics retention purge, the rollout engine's clock), the lifespan that starts and stops them
-with the group committer, and `spawn` for work a request does not wait for."""
+with the group committer, and `spawn` for work a request does not wait for.
+
+On PostgreSQL the region may run as several replicas: the periodic loops run only on the replica
+that holds the leader lease (`lease.py`), and every replica listens for the commands and
+revocations the others commit (`fanout.py`). On SQLite the one process runs the loops itself."""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from services.common.db import is_postgres
 from services.common.group_commit import GroupCommitter
 from services.dm.api.delivery import in_engine
+from services.dm.api.fanout import Fanout, conninfo, current_schema
+from services.dm.api.lease import Lease
 from services.dm.api.state import DmState
 from services.dm.domain import alerts, diagnostics
 
@@ -64,18 +71,47 @@ LOOPS: tuple[Callable[[DmState], Coroutine[Any, Any, None]], ...] = (
 )
 
 
+async def lead(state: DmState) -> None:
+    """The leader's work: the periodic loops, until cancelled (the lease is lost)."""
+    tasks = [asyncio.create_task(loop(state)) for loop in LOOPS]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def replica_tasks(state: DmState) -> list[asyncio.Task[None]]:
+    """The background tasks of one process of the region."""
+    engine = state.runtime.engine
+    if not is_postgres(engine.url.render_as_string()):
+        return [asyncio.create_task(loop(state)) for loop in LOOPS]
+    schema = current_schema(engine)
+    state.fanout = Fanout(state, schema)
+    state.lease = Lease(conninfo(engine), schema, state.region, partial(lead, state))
+    return [
+        asyncio.create_task(state.fanout.listen()),
+        asyncio.create_task(state.fanout.dispatch()),
+        asyncio.create_task(state.fanout.sweep_periodically()),
+        asyncio.create_task(state.lease.run()),
+    ]
+
+
 def lifespan(state: DmState) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """The app's lifespan: the group committer and the loops, for as long as the app runs."""
 
     @contextlib.asynccontextmanager
     async def run(_app: FastAPI) -> AsyncIterator[None]:
         state.committer = GroupCommitter(state.runtime.sessions)
-        tasks = [asyncio.create_task(loop(state)) for loop in LOOPS]
+        tasks = replica_tasks(state)
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             state.committer.close()
             state.committer = None
 

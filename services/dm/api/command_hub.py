@@ -24,6 +24,10 @@ class CommandHub:
     def connected(self, device_id: str) -> bool:
         return device_id in self._sockets
 
+    def device_ids(self) -> list[str]:
+        """The devices whose channel this process holds now."""
+        return list(self._sockets)
+
     @property
     def count(self) -> int:
         return len(self._sockets)

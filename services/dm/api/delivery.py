@@ -1,11 +1,17 @@
 """Getting queued commands to devices over their command channels, and the rollout engine's work,
-whose commands go out as soon as the work is committed."""
+whose commands go out as soon as the work is committed.
+
+A command is sent by the replica that holds the device's channel: the one that queued it, at once
+(`deliver`), or another one, when the commit's signal reaches it (`services.dm.api.fanout`). Each
+claims the commands it sends (`commands.claim_undelivered`), so a command is sent once however
+many replicas hear of it; a device that reconnects is sent everything not acknowledged.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -16,38 +22,33 @@ T = TypeVar("T")
 
 
 async def deliver(state: DmState, device_ids: list[str]) -> int:
-    """Send pending commands to those of the devices that are connected now (one read and one
-    write for the whole batch); returns to how many devices something was sent."""
+    """Send the never-sent commands of those of the devices connected here (one write for the
+    whole batch); returns to how many devices something was sent."""
     online = [d for d in dict.fromkeys(device_ids) if state.hub.connected(d)]
     if not online:
         return 0
-    pending = await state.in_tx(
-        lambda s: {
-            device_id: [commands.as_message(c) for c in rows]
-            for device_id, rows in commands.pending_for(s, online).items()
-        }
-    )
-    results = await asyncio.gather(*(state.hub.send(d, pending[d]) for d in online))
-    sent = [
-        m["command_id"] for d, ok in zip(online, results, strict=True) if ok for m in pending[d]
-    ]
-    if sent:
-        now = state.now()
-        await state.commit(lambda s: commands.mark_delivered(s, sent, now))
+    now = state.now()
+
+    def claim(s: Session) -> dict[str, list[dict[str, Any]]]:
+        claimed = commands.claim_undelivered(s, online, now)
+        return {d: [commands.as_message(c) for c in rows] for d, rows in claimed.items()}
+
+    pending = await state.commit(claim)
+    results = await asyncio.gather(*(state.hub.send(d, m) for d, m in pending.items()))
     return sum(results)
 
 
 async def push_pending(state: DmState, device_id: str) -> int:
-    """Send a device that just connected everything still pending for it."""
-    pending = await state.in_tx(
-        lambda s: [commands.as_message(c) for c in commands.pending(s, device_id)]
-    )
-    if await state.hub.send(device_id, pending):
-        now = state.now()
-        ids = [m["command_id"] for m in pending]
-        await state.commit(lambda s: commands.mark_delivered(s, ids, now))
-        return 1
-    return 0
+    """Send a device that just connected everything it has not acknowledged. The never-sent ones
+    are claimed first, so neither the sweep nor a signal sends them a second time."""
+    now = state.now()
+
+    def claim(s: Session) -> list[dict[str, Any]]:
+        commands.claim_undelivered(s, [device_id], now)
+        return [commands.as_message(c) for c in commands.pending(s, device_id)]
+
+    pending = await state.commit(claim)
+    return 1 if await state.hub.send(device_id, pending) else 0
 
 
 async def in_engine(state: DmState, fn: Callable[[Session], T]) -> T:

@@ -74,6 +74,9 @@ class HealthOut(Out):
     status: Literal["ok"]
     devices: int = Field(description="devices the region holds")
     connected: int = Field(description="devices whose command channel is open on this process")
+    leader: bool = Field(
+        description="whether this process holds the region's leader lease (runs the periodic jobs)"
+    )
 
 
 class EnterpriseOut(Out):

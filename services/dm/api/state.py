@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +22,11 @@ from services.common.runtime import RegionRuntime
 from services.dm.api.command_hub import CommandHub
 from services.dm.domain import diagnostics, images
 from services.dm.domain.rollouts import RolloutEngine
+from services.dm.store import signals
+
+if TYPE_CHECKING:
+    from services.dm.api.fanout import Fanout
+    from services.dm.api.lease import Lease
 
 T = TypeVar("T")
 
@@ -37,9 +42,12 @@ class DmState:
     offline_after: dt.timedelta
     committer: GroupCommitter | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # work nobody waits for
+    fanout: Fanout | None = None  # PostgreSQL: what the other replicas commit reaches this one
+    lease: Lease | None = None  # PostgreSQL: the leader lease (None: the one process leads)
 
     @classmethod
     def open(cls, runtime: RegionRuntime) -> DmState:
+        signals.install(runtime.sessions)
         return cls(
             runtime=runtime,
             hub=CommandHub(),
@@ -53,6 +61,11 @@ class DmState:
     @property
     def region(self) -> str:
         return self.runtime.region
+
+    @property
+    def leader(self) -> bool:
+        """Whether this process runs the region's periodic jobs."""
+        return self.lease is None or self.lease.held
 
     def now(self) -> dt.datetime:
         return self.runtime.clock.now()

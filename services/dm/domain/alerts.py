@@ -3,6 +3,10 @@
 Rules: a device offline longer than N minutes; a reported fault of the camera, microphone or
 display; a failed firmware update. `evaluate()` runs the time-based rules at the `now` it is given,
 so tests and the simulator drive it with their own clocks.
+
+An alert is unique per open condition (device, rule, component): a partial unique index on the
+open ones, written with `INSERT ... ON CONFLICT DO NOTHING`, with no read before the write. So two
+evaluators racing (two replicas, or one slowed by a lock) raise it once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from services.common import oplog
 from services.common.clock import as_utc
 from services.common.errors import Conflict, NotFound
 from services.dm.domain.accounts import AdminIdentity
+from services.dm.store.inserts import insert_new
 from services.dm.store.models import Alert, Device, OperationLogEntry
 
 OPEN_STATES = ("active", "acknowledged")
@@ -38,22 +43,19 @@ def _raise(
     component: str | None,
     detail: str,
     now: dt.datetime,
-) -> Alert:
-    existing = _open_alert(session, device.id, rule, component)
-    if existing is not None:
-        return existing
-    alert = Alert(
-        enterprise_id=device.enterprise_id,
-        device_id=device.id,
-        rule=rule,
-        component=component,
-        severity=SEVERITY[rule],
-        state="active",
-        raised_at=now,
-        detail=detail,
-    )
-    session.add(alert)
-    return alert
+) -> bool:
+    """Open the alert unless it is open already; whether this call opened it."""
+    values = {
+        "enterprise_id": device.enterprise_id,
+        "device_id": device.id,
+        "rule": rule,
+        "component": component,
+        "severity": SEVERITY[rule],
+        "state": "active",
+        "raised_at": now,
+        "detail": detail,
+    }
+    return insert_new(session, Alert, values) is not None
 
 
 def _clear(
@@ -67,7 +69,7 @@ def _clear(
 
 def raise_fault(
     session: Session, device: Device, component: str, detail: str, now: dt.datetime
-) -> Alert:
+) -> bool:
     rule = "firmware_update_failed" if component == "firmware_update" else "fault"
     return _raise(session, device, rule, component, detail, now)
 
@@ -82,15 +84,16 @@ def evaluate(session: Session, now: dt.datetime, offline_after: dt.timedelta) ->
     them for devices heard from again; returns how many alerts were raised."""
     raised = 0
     devices = session.scalars(
-        select(Device).where(Device.state == "enrolled", Device.last_seen.is_not(None))
-    )
+        select(Device)
+        .where(Device.state == "enrolled", Device.last_seen.is_not(None))
+        .order_by(Device.id)  # one order for every evaluator: racing inserts wait, not deadlock
+    ).all()
     for device in devices:
         assert device.last_seen is not None
         silent = now - as_utc(device.last_seen)
         if silent > offline_after:
-            if _open_alert(session, device.id, "offline", None) is None:
-                minutes = int(silent.total_seconds() // 60)
-                _raise(session, device, "offline", None, f"no contact for {minutes} min", now)
+            minutes = int(silent.total_seconds() // 60)
+            if _raise(session, device, "offline", None, f"no contact for {minutes} min", now):
                 raised += 1
         else:
             _clear(session, device.id, "offline", None, now)

@@ -1,7 +1,10 @@
 """Server-to-device commands (config, diagnostics, firmware) and their acknowledgements.
 
 Commands are rows first: the API's command hub sends them over the device's own WSS connection when
-the device is connected, and again (all that are not acknowledged) whenever it reconnects.
+the device is connected, and again (all that are not acknowledged) whenever it reconnects. Queuing
+one signals the region's other replicas on commit (`store.signals`), since the device's channel may
+be held by any of them; a replica claims the undelivered commands it sends (`claim_undelivered`),
+so two that hear of the same command send it once.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from protocol.dm_channel import Command, CommandKind
 from services.common.errors import Invalid, NotFound
+from services.dm.store import signals
+from services.dm.store.inserts import insert_new
 from services.dm.store.models import Device, DeviceCommand
 
 KINDS = tuple(kind.value for kind in CommandKind)
@@ -29,7 +34,36 @@ def queue_command(
     command = DeviceCommand(device_id=device.id, kind=kind, payload=dict(payload), created_at=now)
     session.add(command)
     session.flush()
+    signals.send(session, signals.Signal.COMMANDS, device.id)
     return command
+
+
+def queue_rollout_command(
+    session: Session,
+    device: Device,
+    rollout_id: str,
+    operation: str,
+    payload: Mapping[str, Any],
+    now: dt.datetime,
+) -> DeviceCommand | None:
+    """A rollout's firmware command, at most one per (rollout, device, operation): the unique
+    index decides, so two replicas driving the same step queue it once. None when it exists."""
+    command_id = insert_new(
+        session,
+        DeviceCommand,
+        {
+            "device_id": device.id,
+            "kind": CommandKind.FIRMWARE.value,
+            "payload": dict(payload),
+            "created_at": now,
+            "rollout_id": rollout_id,
+            "operation": operation,
+        },
+    )
+    if command_id is None:
+        return None
+    signals.send(session, signals.Signal.COMMANDS, device.id)
+    return session.get(DeviceCommand, command_id)
 
 
 def pending(session: Session, device_id: str) -> list[DeviceCommand]:
@@ -65,9 +99,46 @@ def own_command(session: Session, device: Device, command_id: Any) -> DeviceComm
     return command
 
 
-def mark_delivered(session: Session, command_ids: list[int], now: dt.datetime) -> None:
-    for command in session.scalars(select(DeviceCommand).where(DeviceCommand.id.in_(command_ids))):
-        command.delivered_at = command.delivered_at or now
+def undelivered_devices(session: Session, device_ids: list[str]) -> list[str]:
+    """Of these devices, those with commands never sent (a replica missed the signal)."""
+    if not device_ids:
+        return []
+    return list(
+        session.scalars(
+            select(DeviceCommand.device_id)
+            .where(
+                DeviceCommand.delivered_at.is_(None),
+                DeviceCommand.acked_at.is_(None),
+                DeviceCommand.device_id.in_(device_ids),
+            )
+            .distinct()
+        )
+    )
+
+
+def claim_undelivered(
+    session: Session, device_ids: list[str], now: dt.datetime
+) -> dict[str, list[DeviceCommand]]:
+    """Mark the never-sent commands of these devices sent, and return them (each list in queue
+    order) for the caller to send once committed. A command claimed but lost in sending is sent
+    again when the device reconnects, with everything not acknowledged."""
+    found: dict[str, list[DeviceCommand]] = {}
+    if not device_ids:
+        return found
+    claimed = session.scalars(
+        update(DeviceCommand)
+        .where(
+            DeviceCommand.device_id.in_(device_ids),
+            DeviceCommand.delivered_at.is_(None),
+            DeviceCommand.acked_at.is_(None),
+        )
+        .values(delivered_at=now)
+        .returning(DeviceCommand)
+        .execution_options(synchronize_session=False)
+    )
+    for command in sorted(claimed, key=lambda c: c.id):
+        found.setdefault(command.device_id, []).append(command)
+    return found
 
 
 def acknowledge(

@@ -22,6 +22,7 @@ from services.dm.domain.accounts import AdminIdentity
 from services.dm.domain.catalogue import check_model
 from services.dm.domain.fields import normalise_mac
 from services.dm.domain.ids import new_id
+from services.dm.store import signals
 from services.dm.store.models import Device, OperationLogEntry, Site
 
 
@@ -130,6 +131,7 @@ def undeploy_device(
     device = _own_device(session, admin, device_id)
     device.state = "revoked"
     device.revoked_at = now
+    signals.send(session, signals.Signal.REVOKED, device.id)  # its channel, on any replica
     oplog.record(
         session,
         OperationLogEntry,

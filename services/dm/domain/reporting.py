@@ -2,11 +2,18 @@
 
 Every device request is checked against the store: the certificate's serial must belong to an
 enrolled device whose state is not revoked, so revocation takes effect on the very next request.
+
+A heartbeat or telemetry report may carry `report_id` (`protocol.fields.REPORT_ID`), an envelope
+field the device chooses and repeats when it retries. A telemetry report is stored once per
+(device, report id): the insert is `ON CONFLICT DO NOTHING` on a unique index, so a retry after
+a lost answer, on whichever replica, stores nothing twice and is answered the same. A heartbeat
+stores no row: a retry sets the same fields again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,14 +21,16 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from protocol.fields import TELEMETRY_FIELDS
+from protocol.fields import REPORT_ID, REPORT_ID_PATTERN, TELEMETRY_FIELDS
 from services.common.errors import Forbidden, Invalid, Unauthenticated
 from services.dm.domain import alerts
 from services.dm.domain.fields import validate_telemetry
+from services.dm.store.inserts import insert_new
 from services.dm.store.models import Device, TelemetryReading
 
 HEALTH_COMPONENTS = ("camera", "microphone", "display", "firmware_update")
 # The reported fields kept in a column of the device row, beside the ones checked against it.
+_REPORT_ID = re.compile(REPORT_ID_PATTERN)
 _DEVICE_COLUMNS = tuple(
     name
     for name in TELEMETRY_FIELDS
@@ -46,25 +55,39 @@ def authenticate_device(session: Session, cert_pem: str | None) -> Device:
     return device
 
 
+def split_envelope(payload: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The report's id (None when the device sent none) and the report without its envelope."""
+    body = dict(payload)
+    report_id = body.pop(REPORT_ID, None)
+    if report_id is not None and not (isinstance(report_id, str) and _REPORT_ID.match(report_id)):
+        raise Invalid("a report id is 8 to 64 letters, digits, - or _", field=REPORT_ID)
+    return report_id, body
+
+
 def heartbeat(
     session: Session, device: Device, payload: Mapping[str, Any], now: dt.datetime
 ) -> None:
-    fields = validate_telemetry(payload) if payload else {}
+    _report_id, body = split_envelope(payload)
+    fields = validate_telemetry(body) if body else {}
     _apply(device, fields, now)
 
 
 def store_telemetry(
     session: Session, device: Device, payload: Mapping[str, Any], now: dt.datetime
-) -> TelemetryReading:
-    fields = validate_telemetry(payload)
+) -> bool:
+    """Store one report; False when this report id was stored already (a retry)."""
+    report_id, body = split_envelope(payload)
+    fields = validate_telemetry(body)
     for key in ("mac", "serial_number"):
         own = device.mac if key == "mac" else device.serial_number
         if key in fields and fields[key] != own:
             raise Invalid(f"{key} does not match the device certificate", field=key)
     _apply(device, fields, now)
-    reading = TelemetryReading(device_id=device.id, received_at=now, fields=fields)
-    session.add(reading)
-    return reading
+    if report_id is None:
+        session.add(TelemetryReading(device_id=device.id, received_at=now, fields=fields))
+        return True
+    values = {"device_id": device.id, "received_at": now, "fields": fields, "report_id": report_id}
+    return insert_new(session, TelemetryReading, values) is not None
 
 
 def _apply(device: Device, fields: Mapping[str, str], now: dt.datetime) -> None:

@@ -15,11 +15,19 @@ failed to commit, another process) the planner is rebuilt from the journal befor
 Engine work runs as jobs `fn(session)` under one lock: `job(fn)` makes one for a group committer
 (the API runs every engine job on its writer thread, so many device reports share one commit), and
 `run(fn)` runs one in a transaction of its own.
+
+Replicas of a region (PostgreSQL) each run an engine on one store. Each rollout has one driver at a
+time: a transaction locks the rollout's row (`SELECT ... FOR UPDATE`) before it reads the journal's
+end or feeds the planner, and holds the lock until it commits, so a rollout's events are
+serialized and its journal appends cannot interleave. A replica whose cached planner is behind the
+journal rebuilds it after taking the lock. A firmware command is unique per (rollout, device,
+operation) by a unique index as well, so no device is ever asked twice for the same step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,7 +36,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from protocol.dm_channel import CommandKind, ProgressStage
+from protocol.dm_channel import ProgressStage
 from protocol.firmware import compare_versions
 from services.common import oplog
 from services.common.clock import as_utc
@@ -37,7 +45,7 @@ from services.common.errors import Conflict, Invalid, NotFound
 from services.dm.domain import images
 from services.dm.domain import rollout_planner as rp
 from services.dm.domain.accounts import AdminIdentity
-from services.dm.domain.commands import queue_command
+from services.dm.domain.commands import queue_rollout_command
 from services.dm.domain.ids import new_id
 from services.dm.store.models import (
     Alert,
@@ -51,6 +59,8 @@ from services.dm.store.models import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("roomtrust.dm.rollouts")
+_LOCKED = "roomtrust_dm_rollouts_locked"  # session.info: the rollouts this transaction locked
 ACTIVE_STATES = ("running", "paused")
 PLAN_KEYS = (
     "image_id",
@@ -395,7 +405,7 @@ class RolloutEngine:
     def start(
         self, session: Session, admin: AdminIdentity, rollout_id: str, now: dt.datetime
     ) -> Rollout:
-        row = self._own(session, admin, rollout_id)
+        row = self._own(session, admin, rollout_id, lock=True)
         if row.state != "created":
             raise Conflict(f"the rollout is {row.state}; only a created one starts", field="state")
         devices = [self._info(d, tz) for d, tz in self._candidates(session, row.enterprise_id)]
@@ -409,7 +419,7 @@ class RolloutEngine:
     ) -> Rollout:
         if op not in CONTROLS:
             raise Invalid(f"a control is one of {', '.join(CONTROLS)}", field="op")
-        row = self._own(session, admin, rollout_id)
+        row = self._own(session, admin, rollout_id, lock=True)
         if row.state == "created":
             raise Conflict("the rollout has not started", field="state")
         self._feed(session, row, _CONTROL_EVENTS[op](now, by=admin.email))
@@ -475,7 +485,7 @@ class RolloutEngine:
         """The device fetched its download: record when, and tell its rollout."""
         download = images.mark_downloaded(session, download_id, now)
         row = (
-            session.get(Rollout, download.rollout_id) if download and download.rollout_id else None
+            self._locked(session, download.rollout_id) if download and download.rollout_id else None
         )
         if row is not None:
             self._feed(session, row, rp.DownloadStarted(now, device_id))
@@ -530,6 +540,7 @@ class RolloutEngine:
 
     def tick(self, session: Session, now: dt.datetime) -> None:
         """Let time pass for every active rollout: new alerts, late joiners, windows, waves."""
+        self._active = None  # another replica may have started or finished one
         active = self._active_ids(session)
         newest = session.scalar(select(func.max(Alert.id))) or 0
         if self._alert_mark is None:
@@ -545,7 +556,7 @@ class RolloutEngine:
             )
         self._alert_mark = newest
         for rollout_id in sorted(active):
-            row = session.get(Rollout, rollout_id)
+            row = self._locked(session, rollout_id)
             if row is None or row.state not in ACTIVE_STATES:
                 continue
             planner = self._planner(session, row)
@@ -564,15 +575,33 @@ class RolloutEngine:
 
     # -- inside ----------------------------------------------------------------------------------
 
-    def _own(self, session: Session, admin: AdminIdentity, rollout_id: str) -> Rollout:
-        row = session.get(Rollout, rollout_id)
+    def _own(
+        self, session: Session, admin: AdminIdentity, rollout_id: str, *, lock: bool = False
+    ) -> Rollout:
+        row = self._locked(session, rollout_id) if lock else session.get(Rollout, rollout_id)
         if row is None or row.enterprise_id != admin.enterprise_id:
             raise NotFound("no such rollout in this enterprise", field="rollout_id")
         return row
 
     def _rollout_of(self, session: Session, command: DeviceCommand) -> Rollout | None:
         rollout_id = command.payload.get("rollout_id")
-        return session.get(Rollout, rollout_id) if isinstance(rollout_id, str) else None
+        return self._locked(session, rollout_id) if isinstance(rollout_id, str) else None
+
+    def _locked(self, session: Session, rollout_id: str) -> Rollout | None:
+        """The rollout's row, locked until this transaction ends and read after the lock, so its
+        state is what the last driver committed (on SQLite the one process is the only driver)."""
+        locked: set[str] = session.info.setdefault(_LOCKED, set())
+        if rollout_id in locked or session.get_bind().dialect.name != "postgresql":
+            return session.get(Rollout, rollout_id)
+        session.flush()
+        row = session.scalars(
+            select(Rollout)
+            .where(Rollout.id == rollout_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        locked.add(rollout_id)
+        return row
 
     def _candidates(
         self, session: Session, enterprise_id: str, skip: set[str] | None = None
@@ -644,6 +673,7 @@ class RolloutEngine:
 
     def _feed(self, session: Session, row: Rollout, event: rp.Event) -> None:
         """Hand one event to the rollout's planner, journal it, and carry out its actions."""
+        self._locked(session, row.id)  # one driver per rollout: before the journal's end is read
         queue: deque[rp.Event] = deque([event])
         while queue:
             event = queue.popleft()
@@ -681,14 +711,17 @@ class RolloutEngine:
                 self._hold.append(image)
                 download, key = images.new_download(session, device, image, row.id, now)
                 payload = images.install_payload(download, image, key, row.id)
-                queue_command(session, device, CommandKind.FIRMWARE, payload, now)
-                self._notify.append(device.id)
+                if queue_rollout_command(session, device, row.id, "install", payload, now):
+                    self._notify.append(device.id)
+                else:  # the step was taken already: the unique index keeps it to one command
+                    session.delete(download)
+                    log.warning("rollout %s: install on %s was queued already", row.id, device.id)
             case rp.RollbackDevice():
                 device = session.get(Device, action.device_id)
                 if device is not None and device.state == "enrolled":
                     payload = {"op": "rollback", "rollout_id": row.id, "version": action.version}
-                    queue_command(session, device, CommandKind.FIRMWARE, payload, now)
-                    self._notify.append(device.id)
+                    if queue_rollout_command(session, device, row.id, "rollback", payload, now):
+                        self._notify.append(device.id)
             case rp.RolloutPaused() | rp.RolloutAborted():
                 row.reason = action.reason
             case rp.RolloutResumed():

@@ -9,11 +9,14 @@ from sqlalchemy import (
     JSON,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -97,17 +100,41 @@ class Device(Base):
 
 
 class TelemetryReading(Base):
-    """One accepted telemetry report: only allowlisted device-management fields."""
+    """One accepted telemetry report: only allowlisted device-management fields.
+
+    `report_id` is the id the device chose for the report (an envelope field, not telemetry
+    data): a retry of the same report stores nothing twice."""
 
     __tablename__ = "telemetry"
+    __table_args__ = (
+        Index("uq_telemetry_device_id_report_id", "device_id", "report_id", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
     received_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
     fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    report_id: Mapped[str | None] = mapped_column(String(64))
+
+
+OPEN_ALERT = text("state IN ('active', 'acknowledged')")
 
 
 class Alert(Base):
+    """A health alert. At most one is open (active or acknowledged) per device, rule and
+    component: a partial unique index, so racing evaluators cannot raise one twice."""
+
     __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_open_condition",
+            "device_id",
+            "rule",
+            func.coalesce(text("component"), ""),
+            unique=True,
+            postgresql_where=OPEN_ALERT,
+            sqlite_where=OPEN_ALERT,
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
@@ -132,6 +159,22 @@ class DeviceCommand(Base):
     pending commands when it reconnects (MT-12: nothing ever connects into a device)."""
 
     __tablename__ = "device_commands"
+    __table_args__ = (
+        # one firmware command per rollout, device and operation (NULLs of other kinds differ)
+        Index(
+            "uq_device_commands_rollout_device_operation",
+            "rollout_id",
+            "device_id",
+            "operation",
+            unique=True,
+        ),
+        Index(
+            "ix_device_commands_undelivered",
+            "device_id",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -140,6 +183,8 @@ class DeviceCommand(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     acked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     result: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    rollout_id: Mapped[str | None] = mapped_column(String(32))  # firmware commands only
+    operation: Mapped[str | None] = mapped_column(String(16))  # install or rollback
 
 
 class ConfigProfile(Base):

@@ -83,5 +83,5 @@ async def list_devices(admin: AdminAuth, state: State) -> list[dict[str, Any]]:
 async def undeploy(device_id: str, admin: AdminAuth, state: State) -> UndeployedOut:
     now = state.now()
     device = await admin.run(lambda s, who: fleet.undeploy_device(s, who, device_id, now))
-    await state.hub.close_device(device.id, "certificate revoked")
+    await state.hub.close_device(device.id, "certificate revoked")  # the others on the signal
     return UndeployedOut(device_id=device.id, status="revoked")

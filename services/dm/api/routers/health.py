@@ -1,4 +1,5 @@
-"""`GET /healthz`: the region is up, how many devices it holds and how many are connected here."""
+"""`GET /healthz`: the region is up, how many devices it holds and how many are connected here,
+and whether this process leads the region (its replicas share the store)."""
 
 from __future__ import annotations
 
@@ -15,5 +16,10 @@ router = APIRouter(tags=["health"])
 async def healthz(state: State) -> HealthOut:
     count = await state.in_tx(queries.device_count)
     return HealthOut(
-        service="dm", region=state.region, status="ok", devices=count, connected=state.hub.count
+        service="dm",
+        region=state.region,
+        status="ok",
+        devices=count,
+        connected=state.hub.count,
+        leader=state.leader,
     )
