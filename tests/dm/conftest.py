@@ -97,14 +97,22 @@ class ManualRegion:
 
 
 @pytest.fixture
-def manual_region(tmp_path: Path, schema_prefix: str) -> Iterator[ManualRegion]:
+def manual_settings() -> dict[str, object]:
+    """Settings of `manual_region` beside its fast retention sweep (a module may override it)."""
+    return {}
+
+
+@pytest.fixture
+def manual_region(
+    tmp_path: Path, schema_prefix: str, manual_settings: dict[str, object]
+) -> Iterator[ManualRegion]:
     """A DM region on 127.0.0.1 (dynamic port) with a ManualClock and a 0.2 s retention sweep.
     On PostgreSQL it keeps its data in a schema of its own (dropped with the run's prefix).
 
     The clock starts at the real time: the certificates the region issues are dated by it, and
     TLS checks them against the real time, so enroll devices before moving the clock ahead."""
     clock = ManualClock(utcnow().replace(microsecond=0))
-    settings = load_settings(retention_interval_seconds=0.2)
+    settings = load_settings(**{"retention_interval_seconds": 0.2, **manual_settings})
     region = f"c{secrets.token_hex(3)}"
     runtime = open_region("dm", region, tmp_path, MIGRATIONS, settings=settings, clock=clock)
     cert_file, key_file = server_files(runtime)
