@@ -8,7 +8,6 @@ Create Date: 2026-12-02 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0004_lifecycle"
 down_revision = "0003"
 branch_labels = None
@@ -17,9 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("devices", sa.Column("cert_not_after", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "devices", sa.Column("renewed_cert_serial", sa.String(length=64), nullable=True)
-    )
+    op.add_column("devices", sa.Column("renewed_cert_serial", sa.String(length=64), nullable=True))
     op.add_column(
         "devices", sa.Column("renewed_not_after", sa.DateTime(timezone=True), nullable=True)
     )
