@@ -131,6 +131,7 @@ class Episode:
         self.credential = False
         self.channel_open = False
         self.sent: list[dict[str, Any]] = []  # channel messages that reached the DM region
+        self.acked_at: dict[Any, float] = {}  # command id -> when its acknowledgement arrived
         self.reboots = 0
         # The region's commands not yet acknowledged: sent again whenever the channel opens.
         self.unacked: dict[Any, dict[str, Any]] = {}
@@ -267,6 +268,7 @@ class Episode:
         self.sent.append(message)
         if message.get("type") == ChannelMessageType.ACK:
             self.unacked.pop(message.get("command_id"), None)
+            self.acked_at.setdefault(message.get("command_id"), self.env.now)
 
     def _in_pool(self, purpose: str, then: Callable[[], None]) -> None:
         """Half a round trip to the region, a turn in its pool, half a round trip back."""
