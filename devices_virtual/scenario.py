@@ -159,6 +159,9 @@ class Timing(Strict):
     heartbeat_s: float = Field(default=30.0, gt=0)
     telemetry_s: float = Field(default=900.0, gt=0)
     ntp_interval_s: float = Field(default=3600.0, gt=0)
+    enroll_retry_s: float = Field(
+        default=30.0, gt=0, description="first wait before a refused enrollment is tried again"
+    )
     boot_scale: float = Field(
         default=1.0, ge=0, description="model boot times are multiplied by this (0: instant)"
     )

@@ -42,3 +42,12 @@ Feature: Fleet operations: health alerts, bulk configuration, remote diagnosis
     When the device uploads only its ID, MAC, IP address and logs
     Then the administrator can download the bundle
     And an administrator of another enterprise cannot
+
+  @live @DM-05
+  Scenario: DM telemetry is kept for its retention period and purged after it
+    Given a DM region on a clock the test moves, keeping telemetry 180 days
+    And a virtual device that has sent telemetry to it
+    When the region's retention job has run 179 days later
+    Then the device's telemetry is still stored
+    When the region's retention job has run 181 days later
+    Then the device's telemetry is gone

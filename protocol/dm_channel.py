@@ -35,6 +35,19 @@ class CommandKind(StrEnum):
     CONFIG = "config"
     DIAGNOSTICS = "diagnostics"
     FIRMWARE = "firmware"
+    # Remote actions (payload in brackets); each is acknowledged before it is carried out.
+    REBOOT = "reboot"  # {}: power-cycle, keeping the applied configuration
+    FACTORY_RESET = "factory_reset"  # {}: wipe identity, keys and settings; enroll only when
+    # an administrator has deployed the device again
+    LOG_LEVEL = "log_level"  # {"level": "debug"|"info"|"warning"|"error"}
+
+
+# Remote actions an administrator may send, single or bulk (the rest have endpoints of their own).
+REMOTE_ACTIONS = (CommandKind.REBOOT, CommandKind.FACTORY_RESET, CommandKind.LOG_LEVEL)
+
+# Certificate renewal (over mutual TLS with the current certificate; the body holds a CSR made
+# with a new key): `{"csr_pem": ...}` -> 201 `{"certificate_pem", "ca_pem", "not_after"}`.
+RENEW_PATH = "/v1/device/certificate"
 
 
 class ProgressStage(StrEnum):

@@ -16,6 +16,7 @@ own.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +38,8 @@ from devices_virtual.agent import (
     HttpResponse,
     ImageInstalled,
     InstallImage,
+    KeyReady,
+    NewKey,
     NtpQuery,
     NtpReply,
     OpenChannel,
@@ -45,12 +48,14 @@ from devices_virtual.agent import (
     StartTimer,
     StoreCredential,
     TimerFired,
+    WipeIdentity,
 )
 from devices_virtual.agent.events import Event, PowerOn
 from protocol.dm_channel import ChannelMessageType
 from sim.service import ServerPool
 
 Responder = Callable[[DeviceAgent, HttpRequest], tuple[int, Any]]
+KEY_SECONDS = 0.005  # a device makes a P-256 key and its CSR
 Files = Callable[[DeviceAgent, DownloadFile], tuple[int, bytes]]
 
 
@@ -64,17 +69,25 @@ class Network:
     dm_bytes_per_s: float = 12.5e6  # 100 Mbit/s
 
 
-def dm_answer(deployed: bool) -> Responder:
+def dm_answer(deployed: bool, certificate_s: float = 397 * 86400.0) -> Responder:
     """The DM service's answers as the simulator needs them: enrollment succeeds for a deployed
-    device (403 otherwise), a diagnostics upload is stored (201), every other session request is
-    accepted."""
+    device (403 otherwise) and a renewal for an enrolled one, each with a certificate lasting
+    `certificate_s` on the device's clock (simulated seconds); a diagnostics upload is stored
+    (201), every other session request is accepted."""
+
+    def certificate(agent: DeviceAgent) -> dict[str, Any]:
+        ends = (agent.wall_time or 0.0) + certificate_s
+        not_after = dt.datetime.fromtimestamp(ends, dt.UTC).isoformat()
+        return {"certificate_pem": "", "ca_pem": "", "not_after": not_after}
 
     def answer(agent: DeviceAgent, request: HttpRequest) -> tuple[int, Any]:
         if request.purpose == "enroll":
             if not deployed:
                 return 403, {"reason": "not deployed"}
             device_id = f"dev-{agent.identity.mac.replace(':', '')}"
-            return 201, {"device_id": device_id, "certificate_pem": "", "ca_pem": ""}
+            return 201, {"device_id": device_id, **certificate(agent)}
+        if request.purpose == "renew":
+            return 201, certificate(agent)
         if request.purpose == "diagnostics":
             return 201, {"bundle_id": f"bundle-{request.request_id}"}
         return 200, {}
@@ -113,9 +126,12 @@ class Episode:
         self.closed = False
         self.requests = 0
         self.enrolled_at: float | None = None
+        self.renewed_at: float | None = None
+        self.wiped_at: float | None = None
         self.credential = False
         self.channel_open = False
         self.sent: list[dict[str, Any]] = []  # channel messages that reached the DM region
+        self.acked_at: dict[Any, float] = {}  # command id -> when its acknowledgement arrived
         self.reboots = 0
         # The region's commands not yet acknowledged: sent again whenever the channel opens.
         self.unacked: dict[Any, dict[str, Any]] = {}
@@ -190,8 +206,17 @@ class Episode:
             case CancelTimer():
                 self._timers.pop(action.name, None)
             case StoreCredential():
-                self.enrolled_at = env.now
+                if action.new_key and self.credential:
+                    self.renewed_at = env.now
+                else:
+                    self.enrolled_at = env.now
                 self.credential = True
+            case NewKey():
+                ready = KeyReady(env.now + KEY_SECONDS, action.request_id, "")
+                self._after(KEY_SECONDS, partial(self._deliver, ready))
+            case WipeIdentity():
+                self.credential = False
+                self.wiped_at = env.now
             case ForgetCredential():
                 self.credential = False
             case OpenChannel():
@@ -243,6 +268,7 @@ class Episode:
         self.sent.append(message)
         if message.get("type") == ChannelMessageType.ACK:
             self.unacked.pop(message.get("command_id"), None)
+            self.acked_at.setdefault(message.get("command_id"), self.env.now)
 
     def _in_pool(self, purpose: str, then: Callable[[], None]) -> None:
         """Half a round trip to the region, a turn in its pool, half a round trip back."""

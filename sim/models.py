@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from sim.calls import run_calls
 from sim.enrollment import run_enrollment
+from sim.operations import run_operations
 from sim.result import Progress, SimResult
 from sim.retention import run_retention
 from sim.rollout import run_rollout
@@ -19,6 +20,7 @@ RUNNERS: dict[str, Runner] = {
     "call_load": run_calls,
     "failover": run_calls,
     "retention_volume": run_retention,
+    "fleet_operations": run_operations,
 }
 
 

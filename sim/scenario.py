@@ -200,8 +200,35 @@ class RetentionVolume(SimBase):
     growth_per_day: float = Field(default=0.0, ge=0, description="fleet growth, share per day")
 
 
+class FleetOperations(SimBase):
+    """Day-two operations carried out by the real agent of every device: a configuration push
+    over the command channel, then a certificate renewal wave (certificates of
+    `certificate_days` are renewed when fewer than `renew_before_days` are left)."""
+
+    kind: Literal["fleet_operations"]
+    push_at_s: float = Field(default=600.0, ge=0, description="when the profile is pushed")
+    profile: dict[str, Any] = Field(
+        default_factory=lambda: {"ntp.server": "time.example.net", "log.level": "info"},
+        description="the pushed values (every model must take them)",
+    )
+    certificate_days: float = Field(default=31.0, gt=0)
+    renew_before_days: float = Field(default=30.0, gt=0)
+    replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    dm_column: dict[str, str] = Field(
+        default_factory=lambda: {"us": "na", "eu": "eu", "au": "asia"},
+        description="the latency-matrix column standing in for each DM region's data center",
+    )
+
+    @model_validator(mode="after")
+    def _renewal_comes(self) -> FleetOperations:
+        if self.renew_before_days >= self.certificate_days:
+            raise ValueError("renew_before_days must be shorter than certificate_days")
+        return self
+
+
 SimSpec = Annotated[
-    EnrollmentStorm | StagedRollout | CallLoad | RetentionVolume, Field(discriminator="kind")
+    EnrollmentStorm | StagedRollout | CallLoad | RetentionVolume | FleetOperations,
+    Field(discriminator="kind"),
 ]
 
 

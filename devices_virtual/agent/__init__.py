@@ -8,12 +8,14 @@ from devices_virtual.agent.actions import (
     ForgetCredential,
     HttpRequest,
     InstallImage,
+    NewKey,
     NtpQuery,
     OpenChannel,
     Reboot,
     SendChannel,
     StartTimer,
     StoreCredential,
+    WipeIdentity,
 )
 from devices_virtual.agent.agent import AgentConfig, DeviceAgent, DeviceIdentity, Phase
 from devices_virtual.agent.backoff import Backoff
@@ -29,6 +31,7 @@ from devices_virtual.agent.events import (
     FaultInjected,
     HttpResponse,
     ImageInstalled,
+    KeyReady,
     NetworkChanged,
     NetworkInfo,
     NtpReply,
@@ -62,8 +65,10 @@ __all__ = [
     "HttpResponse",
     "ImageInstalled",
     "InstallImage",
+    "KeyReady",
     "NetworkChanged",
     "NetworkInfo",
+    "NewKey",
     "NtpQuery",
     "NtpReply",
     "OpenChannel",
@@ -77,4 +82,5 @@ __all__ = [
     "StoreCredential",
     "TimerFired",
     "UserOpenedLink",
+    "WipeIdentity",
 ]

@@ -45,11 +45,31 @@ class CancelTimer:
 
 @dataclass(frozen=True, slots=True)
 class StoreCredential:
-    """Keep the certificate the DM service issued (beside the key the driver made)."""
+    """Keep the certificate the DM service issued (beside the key the driver made). With
+    `new_key`, the certificate is for the key of the last `NewKey`, which replaces the current
+    key from now on (a renewal, or the first enrollment after a factory reset)."""
 
     device_id: str
     certificate_pem: str
     ca_pem: str
+    target: str = "local"
+    new_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """Make a new key pair and a CSR for it (the device's MAC and serial number), and keep the
+    key beside the current one until a certificate for it is stored; the driver answers
+    `KeyReady`. The private key never leaves the driver."""
+
+    request_id: int
+    target: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class WipeIdentity:
+    """Factory reset: delete the device's keys, CSR and certificate."""
+
     target: str = "local"
 
 
@@ -116,6 +136,8 @@ Action = (
     | StartTimer
     | CancelTimer
     | StoreCredential
+    | NewKey
+    | WipeIdentity
     | ForgetCredential
     | OpenChannel
     | SendChannel

@@ -23,6 +23,12 @@ What it does:
   command, verify the signature against the release key built into the model, refuse a bad
   signature, a wrong model or a downgrade with the reason; install to the inactive slot (A/B),
   reboot into it, check health after boot, roll back by itself when the check fails, and report;
+- its identity lifecycle: it renews its certificate before it ends (when fewer than
+  `renew_before_s` are left on its NTP-set clock), over mutual TLS with the current certificate and
+  a CSR for a new key (`NewKey`), then moves its session onto the new certificate (whose first use
+  revokes the old one at the service); remote actions on the command channel: reboot, factory reset
+  (wipe keys, certificate and settings, then only ask to enroll, refused until an administrator
+  deploys the device again) and log level;
 - the DM toggle (DM-03): while it is off, no action towards the DM service is returned;
 - injected camera/microphone/display faults, reported as health events.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,12 +53,14 @@ from devices_virtual.agent.actions import (
     ForgetCredential,
     HttpRequest,
     InstallImage,
+    NewKey,
     NtpQuery,
     OpenChannel,
     Reboot,
     SendChannel,
     StartTimer,
     StoreCredential,
+    WipeIdentity,
 )
 from devices_virtual.agent.backoff import Backoff
 from devices_virtual.agent.diagnostics import UPLOAD_PATH, diagnostics_bundle
@@ -74,6 +83,7 @@ from devices_virtual.agent.events import (
     FaultInjected,
     HttpResponse,
     ImageInstalled,
+    KeyReady,
     NetworkChanged,
     NetworkInfo,
     NtpReply,
@@ -86,9 +96,9 @@ from devices_virtual.agent.events import (
 from devices_virtual.agent.firmware import SLOT_NAMES, FirmwareState, Update, image_self_test
 from devices_virtual.agent.log import DEBUG, ERROR, INFO, WARNING, AgentLog
 from devices_virtual.agent.telemetry import report_id, telemetry_report, with_report_id
-from devices_virtual.models import DeviceModel
+from devices_virtual.models import LOG_LEVELS, DeviceModel
 from protocol import dm_channel
-from protocol.dm_channel import CloseCode, CommandKind, ProgressStage
+from protocol.dm_channel import RENEW_PATH, CloseCode, CommandKind, ProgressStage
 from protocol.errors import Invalid
 from protocol.fields import REPORT_ID
 from protocol.firmware import (
@@ -107,7 +117,9 @@ T_ENROLL = "enroll"
 T_HEARTBEAT = "heartbeat"
 T_TELEMETRY = "telemetry"
 T_CHANNEL = "channel"
-DM_TIMERS = (T_ENROLL, T_HEARTBEAT, T_TELEMETRY, T_CHANNEL)
+T_RENEW = "renew"
+DM_TIMERS = (T_ENROLL, T_HEARTBEAT, T_TELEMETRY, T_CHANNEL, T_RENEW)
+DAY = 86400.0
 # A telemetry report whose answer was lost (no answer, or a 5xx) is sent again at once, with the
 # same report id, so the service stores it once; at most this many times in all. (A heartbeat
 # stores no row: a lost one is simply sent at the next interval.)
@@ -160,6 +172,8 @@ class AgentConfig:
     release_key_pem: str | None = None
     log_level: str = INFO  # until a configuration sets `log.level`
     log_lines: int = 200  # the newest lines the log keeps
+    renew_before_s: float = 30 * DAY  # renew the certificate when less than this is left
+    renew_retry_s: float = 3600.0  # after a renewal that got no certificate
 
 
 class DeviceAgent:
@@ -170,6 +184,9 @@ class DeviceAgent:
         "_checks_left",
         "_checks_ok",
         "_config_results",
+        "_csr_new",
+        "_csr_pem",
+        "_csr_pending",
         "_fw",
         "_network_ready",
         "_next_heartbeat",
@@ -179,7 +196,9 @@ class DeviceAgent:
         "_now",
         "_ntp_server",
         "_pending",
+        "_renewal",
         "_uploads",
+        "cert_not_after",
         "channel_open",
         "clock_offset",
         "config",
@@ -197,6 +216,8 @@ class DeviceAgent:
         "network",
         "phase",
         "proxy_test_enabled",
+        "renewals",
+        "resets",
         "settings",
         "software_version",
     )
@@ -243,6 +264,16 @@ class DeviceAgent:
         self._config_results: dict[Any, dict[str, Any]] = {}  # command -> its acknowledgement
         self._uploads: dict[int, Any] = {}  # diagnostics upload request -> its command
         self.log = AgentLog(config.log_level, config.log_lines)
+        # Identity: the CSR of the key the driver holds (None after a factory reset, until a
+        # new key is made), whether that key is a new one (`NewKey`), when the certificate ends
+        # (POSIX seconds), and the request of a renewal under way.
+        self._csr_pem: str | None = identity.csr_pem
+        self._csr_new = False
+        self._csr_pending: str | None = None  # the CSR sent in a renewal under way
+        self.cert_not_after: float | None = None
+        self._renewal: int | None = None
+        self.renewals = 0
+        self.resets = 0
 
     # -- public -------------------------------------------------------------------------------
 
@@ -321,6 +352,8 @@ class DeviceAgent:
                 return self._downloaded(event.now, event.request_id, event.status, event.data)
             case ImageInstalled():
                 return self.on_image_installed(event)
+            case KeyReady():
+                return self._key_ready(event.now, event.request_id, event.csr_pem)
         raise TypeError(f"not a device agent event: {event!r}")
 
     # -- commands from the channel ------------------------------------------------------------
@@ -334,7 +367,50 @@ class DeviceAgent:
             return self.on_firmware_command(now, command)
         if kind == CommandKind.DIAGNOSTICS:
             return self.on_diagnostics_command(now, command)
+        if kind in dm_channel.REMOTE_ACTIONS:
+            return self.on_remote_action(now, command)
         return []
+
+    def on_remote_action(self, now: float, command: dict[str, Any]) -> list[Action]:
+        """Reboot, factory reset or log level: acknowledged first, then carried out."""
+        command_id, kind = command.get("command_id"), command.get("kind")
+        done = self._config_results.get(command_id)
+        if done is not None:  # delivered again: the service missed the acknowledgement
+            return [self.ack(command_id, done)]
+        if kind == CommandKind.LOG_LEVEL:
+            payload = command.get("payload")
+            level = payload.get("level") if isinstance(payload, dict) else None
+            if level not in LOG_LEVELS:
+                result = {"applied": False, "key": "level", "reason": "unknown log level"}
+                return self._config_done(command_id, result)
+            assert isinstance(level, str)
+            self.log.set_level(level)
+            self.log.add(now, INFO, "log level set to %s", level)
+            return self._config_done(command_id, {"applied": True, "level": level})
+        if kind == CommandKind.REBOOT:
+            self.log.add(now, INFO, "rebooting on request (command %s)", command_id)
+            return self._config_done(command_id, {"rebooting": True}) + self._reboot()
+        return self._factory_reset(now, command_id)
+
+    def _factory_reset(self, now: float, command_id: Any) -> list[Action]:
+        """Acknowledge, then wipe the identity, keys, settings and log, and reboot as from the
+        factory: the device then only asks to enroll, which the service refuses until an
+        administrator deploys it again (DM-02). The firmware in flash stays."""
+        ack = self.ack(command_id, {"reset": True})
+        actions: list[Action] = [ack, *self._leave_dm(), WipeIdentity()]
+        self.resets += 1
+        self.enrolled, self.device_id, self.enroll_attempts = False, None, 0
+        self._csr_pem, self._csr_new = None, False
+        self.cert_not_after, self._renewal = None, None
+        self.settings.clear()
+        self._config_results.clear()
+        self.configuration_version = None
+        self.proxy_test_enabled = self.config.proxy_test_enabled
+        self.dm_enabled = self.config.dm_enabled
+        self._next_heartbeat = None
+        self.log = AgentLog(self.config.log_level, self.config.log_lines)
+        self.phase = Phase.BOOTING
+        return [*actions, Reboot()]
 
     def on_config_command(self, now: float, command: dict[str, Any]) -> list[Action]:
         """Apply a configuration profile whole, or refuse it whole naming the key and the reason;
@@ -642,6 +718,7 @@ class DeviceAgent:
                 fw.update.stage = "trial"
         self._pending.clear()
         self._uploads.clear()
+        self._renewal = None
         self.channel_open = self._channel_wanted = False
         self._network_ready = False
         self.phase = Phase.BOOTING
@@ -709,6 +786,8 @@ class DeviceAgent:
             if self.proxy_test_enabled:
                 actions.append(self._request("GET", f"http://{PROXY_TEST_HOST}/", "proxy_test"))
             actions += self._start_dm(now)
+        elif server_time is not None and self.dm_enabled:
+            actions += self._check_renewal(now)  # the clock may have moved
         return actions
 
     def _open_link(self, link: str) -> list[Action]:
@@ -733,20 +812,88 @@ class DeviceAgent:
 
     def _enroll(self) -> list[Action]:
         self.phase = Phase.ENROLLING
+        if self._csr_pem is None:  # after a factory reset: a new key first
+            if "key:enroll" in self._pending.values():
+                return []
+            return [NewKey(self._new_id("key:enroll"))]
         self.log.add(self._now, INFO, "enrolling with %s", self.dm_host)
-        body = {"model": self.identity.model.name, "csr_pem": self.identity.csr_pem}
+        body = {"model": self.identity.model.name, "csr_pem": self._csr_pem}
         return [self._dm_request("POST", "/v1/enroll", "enroll", body, mtls=False)]
 
     def _enroll_answered(self, now: float, status: int, body: Any) -> list[Action]:
         if status == 201 and isinstance(body, dict):
             self.enrolled, self.enroll_attempts = True, 0
             self.device_id = str(body["device_id"])
+            self.cert_not_after = _posix(body.get("not_after"))
             self.log.add(now, INFO, "enrolled as %s", self.device_id)
             credential = StoreCredential(
-                self.device_id, str(body["certificate_pem"]), str(body["ca_pem"])
+                self.device_id,
+                str(body["certificate_pem"]),
+                str(body["ca_pem"]),
+                new_key=self._csr_new,
             )
+            self._csr_new = False
             return [credential, *self._start_session(now)]
         return self._retry_enrollment(now)
+
+    # -- certificate renewal ----------------------------------------------------------------------
+
+    @property
+    def wall_time(self) -> float | None:
+        """POSIX seconds on the device's NTP-set clock; None before any time server answered."""
+        return None if self.clock_offset is None else self._now + self.clock_offset
+
+    def _check_renewal(self, now: float) -> list[Action]:
+        """Renew when the certificate has less than `renew_before_s` left; otherwise look again
+        when it will (at most a day from now: the clock may be set in between)."""
+        wall = self.wall_time
+        if not self._online or self._renewal is not None or self.cert_not_after is None:
+            return []
+        if wall is None:
+            return []
+        left = self.cert_not_after - wall
+        if left > self.config.renew_before_s:
+            wait = min(left - self.config.renew_before_s, DAY)
+            return [StartTimer(T_RENEW, now + wait)]
+        self.log.add(now, INFO, "certificate ends in %.1f days: renewing", left / DAY)
+        self._renewal = self._new_id("key:renew")
+        return [NewKey(self._renewal)]
+
+    def _key_ready(self, now: float, request_id: int, csr_pem: str) -> list[Action]:
+        purpose = self._pending.pop(request_id, None)
+        if purpose == "key:enroll":
+            self._csr_pem, self._csr_new = csr_pem, True
+            if self.phase is Phase.ENROLLING and self.dm_enabled:
+                return self._enroll()
+            return []
+        if purpose != "key:renew" or self._renewal != request_id or not self._online:
+            return []
+        request = self._dm_request("POST", RENEW_PATH, "renew", {"csr_pem": csr_pem})
+        self._renewal = request.request_id
+        self._csr_pending = csr_pem
+        return [request]
+
+    def _renew_answered(self, now: float, status: int | None, body: Any) -> list[Action]:
+        self._renewal = None
+        if status == 201 and isinstance(body, dict) and self.device_id is not None:
+            self.renewals += 1
+            self.cert_not_after = _posix(body.get("not_after"))
+            self._csr_pem, self._csr_new = self._csr_pending, False
+            self.log.add(now, INFO, "certificate renewed")
+            credential = StoreCredential(
+                self.device_id, str(body["certificate_pem"]), str(body["ca_pem"]), new_key=True
+            )
+            # From now on every connection uses the new certificate: its first use revokes the
+            # old one at the service. The channel is reopened on it at once.
+            actions: list[Action] = [credential, CloseDmSession(), self._heartbeat()]
+            self.channel_open = False
+            if self.config.command_channel:
+                actions.append(self._open_channel())
+            return actions + self._check_renewal(now)
+        if status in (401, 403):
+            return self._revoked(now)
+        self.log.add(now, WARNING, "certificate renewal failed (%s)", status or "no answer")
+        return [StartTimer(T_RENEW, now + self.config.renew_retry_s)]
 
     def _retry_enrollment(self, now: float) -> list[Action]:
         self.enroll_attempts += 1
@@ -763,7 +910,7 @@ class DeviceAgent:
         actions += [self._health(c, d) for c, d in sorted(self.faults.items())]
         if self.config.command_channel:
             actions.append(self._open_channel())
-        return actions
+        return actions + self._check_renewal(now)
 
     def _heartbeat(self) -> HttpRequest:
         body = {
@@ -849,6 +996,7 @@ class DeviceAgent:
         self._pending = {k: v for k, v in self._pending.items() if not v.startswith("dm:")}
         self._uploads.clear()
         self._reports.clear()
+        self._renewal = None
         actions: list[Action] = [CancelTimer(name) for name in DM_TIMERS]
         if self._channel_wanted or self.phase is Phase.ONLINE:
             actions.append(CloseDmSession())
@@ -924,6 +1072,8 @@ class DeviceAgent:
             return [*self._telemetry(), StartTimer(T_TELEMETRY, now + self.telemetry_interval)]
         if name == T_CHANNEL and self.config.command_channel and not self.channel_open:
             return [self._open_channel()]
+        if name == T_RENEW:
+            return self._check_renewal(now)
         return []
 
     def _ntp_query_periodic(self) -> NtpQuery:
@@ -947,6 +1097,8 @@ class DeviceAgent:
             return self._downloaded(now, event.request_id, status or 0, b"", failure)
         if purpose == "dm:enroll":
             return self._enroll_answered(now, status or 0, body)
+        if purpose == "dm:renew":
+            return self._renew_answered(now, status, body)
         if purpose == "dm:diagnostics":
             failure = event.reason if isinstance(event, RequestFailed) else ""
             return self._uploaded(now, event.request_id, status, failure)
@@ -986,6 +1138,17 @@ class DeviceAgent:
         return HttpRequest(
             request_id, method, self.config.dm_url + path, "dm", purpose, body, mtls=mtls
         )
+
+
+def _posix(value: Any) -> float | None:
+    """An ISO 8601 time from the service as POSIX seconds (None when absent or unreadable)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _on(enabled: bool) -> str:

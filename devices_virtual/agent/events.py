@@ -132,6 +132,15 @@ class ImageInstalled:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyReady:
+    """The answer to a `NewKey` action: the CSR of the new key."""
+
+    now: float
+    request_id: int
+    csr_pem: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyTestToggled:
     now: float
     enabled: bool
@@ -154,5 +163,6 @@ Event = (
     | UserOpenedLink
     | DownloadDone
     | ImageInstalled
+    | KeyReady
     | ProxyTestToggled
 )

@@ -41,6 +41,8 @@ from devices_virtual.agent import (
     HttpResponse,
     ImageInstalled,
     InstallImage,
+    KeyReady,
+    NewKey,
     NtpQuery,
     NtpReply,
     OpenChannel,
@@ -51,6 +53,7 @@ from devices_virtual.agent import (
     StartTimer,
     StoreCredential,
     TimerFired,
+    WipeIdentity,
 )
 from devices_virtual.driver.io import FleetIO, Timer
 from devices_virtual.driver.keys import DeviceKeys
@@ -142,10 +145,20 @@ class VirtualDevice:
             case NtpQuery():
                 io.spawn(self._ntp(action))
             case StoreCredential():
-                self.keys.store(action.certificate_pem, action.ca_pem)
+                self.keys.store(action.certificate_pem, action.ca_pem, action.new_key)
                 self.ctx = self.keys.ssl_context(self.dm_ca_file)
                 self.stats[_stat("enrolled")] += 1
                 io.log({"kind": "enrolled", "device": self.name, "device_id": action.device_id})
+            case NewKey():
+                identity = self.agent.identity
+                csr = self.keys.new_csr_pem(identity.mac, identity.serial_number)
+                io.loop.call_soon(self.feed, KeyReady(io.now(), action.request_id, csr))
+            case WipeIdentity():
+                self.keys.wipe()
+                self.ctx = None
+                self._close_channel()
+                self.stats[_stat("factory_reset")] += 1
+                io.log({"kind": "factory_reset", "device": self.name})
             case ForgetCredential():
                 self.keys.forget()
                 self.ctx = None

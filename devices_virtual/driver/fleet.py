@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import httpx
 
 from devices_virtual.agent import (
     AgentConfig,
+    Backoff,
     CallStateChanged,
     DeviceAgent,
     DeviceIdentity,
@@ -171,8 +173,10 @@ class FleetRun:
         progress: Progress | None = None,
         keep_connections: bool = True,
         run_id: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.scenario = scenario
+        self.clock = clock  # the time the stand-in time servers tell the devices
         # MACs and serials must be new on every run (the DM service keeps them unique), so they
         # come from the run id; everything the scenario decides comes from its seed.
         self.run_id = run_id or secrets.token_hex(6)
@@ -208,7 +212,7 @@ class FleetRun:
     # -- set-up and tear-down -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.standins = await Standins().start()
+        self.standins = await Standins(self.clock).start()
         self.io = FleetIO(self.standins, self.recorder, self.log)
         for fleet in self.scenario.fleets:
             self.fleets[fleet.name] = self._make_fleet(fleet)
@@ -261,6 +265,7 @@ class FleetRun:
                     f"{fleet.name}-lan",
                 ),
                 release_key_pem=release_key,
+                enroll_backoff=Backoff(initial=timing.enroll_retry_s),
             )
             agent = DeviceAgent(identity, config)
             devices.append(VirtualDevice(self.io, agent, keys, dm_ca, fleet.name))

@@ -16,6 +16,7 @@ import ssl
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -47,23 +48,30 @@ def _response(path: str) -> bytes:
 
 
 class _Sntp(asyncio.DatagramProtocol):
-    def __init__(self, served: Counter[str], key: str = "ntp") -> None:
+    def __init__(
+        self, served: Counter[str], key: str = "ntp", clock: Callable[[], float] = time.time
+    ) -> None:
         self.served = served
         self.key = key
+        self.clock = clock
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        answer = sntp.reply(data, time.time())
+        answer = sntp.reply(data, self.clock())
         if answer is not None and self.transport is not None:
             self.served[self.key] += 1
             self.transport.sendto(answer, addr)
 
 
 class Standins:
-    def __init__(self) -> None:
+    """`clock` is the time the SNTP servers tell (POSIX seconds): the real time, or a test's
+    injectable clock, so the devices live on the same clock as the service they talk to."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.served: Counter[str] = Counter()
         self.resolver = Resolver()
         self._servers: list[asyncio.Server] = []
@@ -103,7 +111,7 @@ class Standins:
         self._servers = [http, https]
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Sntp(self.served), local_addr=("127.0.0.1", 0)
+            lambda: _Sntp(self.served, clock=self.clock), local_addr=("127.0.0.1", 0)
         )
         self._udp = transport
         http_port = http.sockets[0].getsockname()[1]
@@ -123,7 +131,7 @@ class Standins:
         add it to the resolver table; returns the port."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Sntp(self.served, f"ntp {host}"), local_addr=("127.0.0.1", 0)
+            lambda: _Sntp(self.served, f"ntp {host}", self.clock), local_addr=("127.0.0.1", 0)
         )
         self._extra_udp.append(transport)
         port: int = transport.get_extra_info("sockname")[1]

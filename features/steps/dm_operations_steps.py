@@ -4,18 +4,21 @@ The bulk push goes to virtual room systems (the asyncio driver: their own certif
 outbound command channels, the real device agent), running on an event loop of their own in a
 background thread while the steps act as the administrator. The steps send no device-protocol
 message there: each agent applies the profile and acknowledges its version by itself. The
-diagnostics scenario's device is a hand-made client that uploads what it is told to, extra fields
+telemetry-retention scenario runs a region of its own on a clock it moves, fed by a virtual device.
+The diagnostics scenario's device is a hand-made client that uploads what it is told to, extra fields
 included (a tampering device).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +35,9 @@ from features.steps.dm_steps import _admin
 from protocol.dm_channel import ChannelMessageType
 from protocol.stack import Stack
 from roomtrust.comply.checks import common, dm_operations
+from roomtrust.harness.fleets import devices as fleet_devices
+from roomtrust.harness.fleets import fleet_scenario, start_fleet, wait_until
+from roomtrust.harness.manual import ManualRegion, manual_dm_region
 from roomtrust.harness.stores import region_engine
 from services.dm.client import DeviceCredential
 
@@ -359,3 +365,64 @@ def _other_cannot(stack: Stack, ctx: dict[str, Any]) -> None:
         common.status_is(status, 404, "another enterprise fetching the bundle")
     finally:
         other.close()
+
+
+# -- telemetry retention: a region of its own on a clock the scenario moves ------------------------
+
+
+@pytest.fixture
+def retention_region(tmp_path: Path) -> Iterator[ManualRegion]:
+    with manual_dm_region(tmp_path / "retention", dm_telemetry_retention_days=180) as region:
+        yield region
+
+
+@given("a DM region on a clock the test moves, keeping telemetry 180 days")
+def _retention_region(ctx: dict[str, Any], retention_region: ManualRegion) -> None:
+    ctx["retention_days"] = retention_region.runtime.settings.dm_telemetry_retention_days
+    ctx["sent_at"] = retention_region.clock.now()
+
+
+@given("a virtual device that has sent telemetry to it")
+def _telemetry_sent(ctx: dict[str, Any], retention_region: ManualRegion, tmp_path: Path) -> None:
+    """A virtual room system (the real agent) enrolls and sends its telemetry, then is switched
+    off: the readings age on the region's clock."""
+
+    async def send() -> str:
+        scenario = fleet_scenario("telemetry retention", {"MeetingBar A20": 1})
+        run = await start_fleet(retention_region.stack(), tmp_path / "fleet", scenario)
+        try:
+            (device,) = fleet_devices(run)
+            device_id = str(device.agent.device_id)
+            await wait_until(
+                lambda: retention_region.telemetry_count(device_id) or None,
+                WAIT_S,
+                "the device's telemetry to be stored",
+            )
+            return device_id
+        finally:
+            await run.close()
+
+    ctx["device_id"] = asyncio.run(send())
+    ctx["stored"] = retention_region.telemetry_count(ctx["device_id"])
+
+
+@when(parsers.parse("the region's retention job has run {days:d} days later"))
+def _retention_later(ctx: dict[str, Any], retention_region: ManualRegion, days: int) -> None:
+    retention_region.clock.set(ctx["sent_at"] + dt.timedelta(days=days, minutes=1))
+    retention_region.wait_for_sweeps()
+    ctx["age_days"] = days
+
+
+@then("the device's telemetry is still stored")
+def _telemetry_kept(ctx: dict[str, Any], retention_region: ManualRegion) -> None:
+    now = retention_region.telemetry_count(ctx["device_id"])
+    dm_operations.telemetry_kept(ctx["stored"], now, ctx["age_days"], ctx["retention_days"])
+
+
+@then("the device's telemetry is gone")
+def _telemetry_gone(ctx: dict[str, Any], retention_region: ManualRegion) -> None:
+    count = partial(retention_region.telemetry_count, ctx["device_id"])
+    deadline = time.monotonic() + 10  # a sweep may be under way
+    while count() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    dm_operations.telemetry_purged(ctx["stored"], count(), ctx["age_days"], ctx["retention_days"])

@@ -44,6 +44,8 @@ from devices_virtual.agent import (
     HttpResponse,
     ImageInstalled,
     InstallImage,
+    KeyReady,
+    NewKey,
     NtpQuery,
     NtpReply,
     OpenChannel,
@@ -54,6 +56,7 @@ from devices_virtual.agent import (
     StartTimer,
     StoreCredential,
     TimerFired,
+    WipeIdentity,
 )
 from devices_virtual.driver.keys import DeviceKeys
 from devices_virtual.meeting_client import (
@@ -349,6 +352,12 @@ class DeviceDriver(_Driven):
                 self._ntp(action)
             case StoreCredential():
                 self._store(action)
+            case NewKey():
+                self._new_key(action)
+            case WipeIdentity():
+                self._forget(None)
+                if self.keys is not None:
+                    self.keys.wipe()
             case ForgetCredential():
                 self._forget(action)
             case OpenChannel():
@@ -426,13 +435,24 @@ class DeviceDriver(_Driven):
         self.feed(NtpReply(self.clock(), action.request_id, time.time()))
 
     def _store(self, action: StoreCredential) -> None:
+        if self.tls is not None:  # a renewal: the pooled connections hold the old certificate
+            self.network.forget(self.tls)
         if self.keys is None:
             self.tls = TlsIdentity(action.device_id, Path(), Path())
             return
-        self.keys.store(action.certificate_pem, action.ca_pem)
+        self.keys.store(action.certificate_pem, action.ca_pem, action.new_key)
         self.tls = TlsIdentity(self.keys.stem, self.keys.cert_file, self.keys.key_file)
 
-    def _forget(self, _action: ForgetCredential) -> None:
+    def _new_key(self, action: NewKey) -> None:
+        """A new key beside the current one (a renewal, or enrolling after a factory reset)."""
+        identity = self.agent.identity
+        csr = ""
+        if self.keys is not None:
+            csr = self.keys.new_csr_pem(identity.mac, identity.serial_number)
+        self.statuses["new_key"] += 1
+        self.feed(KeyReady(self.clock(), action.request_id, csr))
+
+    def _forget(self, _action: ForgetCredential | None) -> None:
         if self.tls is not None:
             self.network.forget(self.tls)
         if self.keys is not None:

@@ -52,11 +52,16 @@ def fleet_scenario(
 
 
 async def start_fleet(
-    stack: Stack, work_dir: Path, scenario: Scenario, timeout: float = 90
+    stack: Stack,
+    work_dir: Path,
+    scenario: Scenario,
+    timeout: float = 90,
+    clock: Callable[[], float] = time.time,
 ) -> FleetRun:
     """Deploy the fleet's devices and power each one up as soon as it is deployed (so deploying
-    and enrolling overlap), then wait until every device has its command channel open."""
-    run = FleetRun(scenario, stack, work_dir, keep_connections=True)
+    and enrolling overlap), then wait until every device has its command channel open. `clock`
+    is the time the stand-in NTP servers tell the devices (a test's injectable clock)."""
+    run = FleetRun(scenario, stack, work_dir, keep_connections=True, clock=clock)
     await run.start()
     state = run.fleets["rooms"]
     email = f"fleet-{secrets.token_hex(4)}@example.com"

@@ -142,6 +142,7 @@ class RegionCA:
         usage: x509.ObjectIdentifier,
         now: dt.datetime | None,
         serial: int | None = None,
+        lifetime: dt.timedelta = LEAF_VALIDITY,
     ) -> x509.CertificateBuilder:
         now = now or dt.datetime.now(dt.UTC)
         return (
@@ -151,7 +152,7 @@ class RegionCA:
             .public_key(public_key)
             .serial_number(serial or x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + LEAF_VALIDITY)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
@@ -193,15 +194,20 @@ class RegionCA:
         return cert_file, key_file
 
     def sign_client_csr(
-        self, csr: x509.CertificateSigningRequest, now: dt.datetime | None = None
+        self,
+        csr: x509.CertificateSigningRequest,
+        now: dt.datetime | None = None,
+        lifetime: dt.timedelta = LEAF_VALIDITY,
     ) -> x509.Certificate:
-        """A client certificate for a device; the subject is taken from the verified CSR."""
+        """A client certificate for a device, valid for `lifetime` from `now`; the subject is
+        taken from the verified CSR."""
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise ValueError("device keys must be EC P-256")
-        return self._leaf(csr.subject, public_key, ExtendedKeyUsageOID.CLIENT_AUTH, now).sign(
-            self.key, hashes.SHA256()
+        leaf = self._leaf(
+            csr.subject, public_key, ExtendedKeyUsageOID.CLIENT_AUTH, now, lifetime=lifetime
         )
+        return leaf.sign(self.key, hashes.SHA256())
 
     def issue_client_cert(
         self, common_name: str, serial_number: str, now: dt.datetime | None = None

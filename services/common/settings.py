@@ -114,6 +114,18 @@ class Settings(BaseSettings):
     )
     offline_alert_minutes: int = 10
     retention_days: int = 180
+    device_certificate_days: int = Field(
+        default=397,
+        ge=1,
+        le=825,
+        description="lifetime of a device client certificate; devices renew it before it ends",
+    )
+    dm_telemetry_retention_days: int = Field(
+        default=180,
+        ge=1,
+        description="DM telemetry readings older than this are purged (the project's choice: "
+        "the seed states no DM figure)",
+    )
     retention_interval_seconds: float = 3600.0
 
     def __init__(self, **values: Any) -> None:

@@ -112,6 +112,21 @@ class DmAdmin:
         result: dict[str, Any] = checked(self.http.post(f"/v1/devices/{device_id}/diagnostics"))
         return result
 
+    def device_action(self, device_id: str, action: str, **payload: Any) -> dict[str, Any]:
+        """A remote action for one device: reboot, factory_reset, log_level (level=...)."""
+        body = {"action": action, **payload}
+        result: dict[str, Any] = checked(
+            self.http.post(f"/v1/devices/{device_id}/actions", json=body)
+        )
+        return result
+
+    def bulk_action(self, action: str, **body: Any) -> dict[str, Any]:
+        """A remote action for many devices: device_ids=[...] or target={site_id|model|tag}."""
+        result: dict[str, Any] = checked(
+            self.http.post("/v1/devices/actions", json={"action": action, **body})
+        )
+        return result
+
     def fetch_diagnostics(self, bundle_id: str) -> bytes:
         response = self.http.get(f"/v1/diagnostics/{bundle_id}")
         if response.status_code >= 400:

@@ -61,7 +61,7 @@ def test_the_samples_cover_every_type() -> None:
         ({"type": "ack", "command_id": True, "result": {}}, "command_id has the wrong type"),
         ({"type": "ack", "command_id": 1, "result": []}, "result has the wrong type"),
         ({"type": "progress", "command_id": 1, "stage": "installed"}, "unknown stage"),
-        ({"type": "command", "command_id": 1, "kind": "reboot", "payload": {}}, "unknown kind"),
+        ({"type": "command", "command_id": 1, "kind": "shutdown", "payload": {}}, "unknown kind"),
         ({"type": "error", "error": "Oops", "field": None, "reason": ""}, "unknown error"),
     ],
 )

@@ -1,5 +1,5 @@
 """Checks of features/dm_operations.feature (DM-05, DM-08, DM-13): health alerts, bulk profile
-pushes over the devices' command channel, and diagnostics bundles."""
+pushes over the devices' command channel, diagnostics bundles and telemetry retention."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from protocol.fields import DIAGNOSTICS_BUNDLE_FIELDS
-from roomtrust.comply.checks import check, names_of, require, selected
+from roomtrust.comply.checks import check, counted, names_of, require, selected
 
 DIAGNOSIS_FIELDS = frozenset(DIAGNOSTICS_BUNDLE_FIELDS)
 
@@ -103,3 +103,20 @@ def diagnosis_fields_only(bundle: Mapping[str, Any]) -> None:
     missing = DIAGNOSIS_FIELDS - set(bundle)
     require(not extra, f"the bundle holds fields outside remote diagnosis: {names_of(extra)}")
     require(not missing, f"the bundle lacks {names_of(missing)}")
+
+
+@check("dm_operations")
+def telemetry_kept(stored: int, now: int, days: int, retention_days: int) -> None:
+    """Telemetry younger than the retention period is still stored after the retention job ran
+    (`stored`: readings before, `now`: readings after, `days`: their age)."""
+    counted(stored, "telemetry readings")
+    require(days < retention_days, f"{days} days is not within the {retention_days}-day period")
+    require(now == stored, f"{stored - now} of {stored} readings aged {days} days were purged")
+
+
+@check("dm_operations")
+def telemetry_purged(stored: int, now: int, days: int, retention_days: int) -> None:
+    """Telemetry older than the retention period is gone once the retention job ran."""
+    counted(stored, "telemetry readings")
+    require(days > retention_days, f"{days} days is not past the {retention_days}-day period")
+    require(now == 0, f"{now} of {stored} readings aged {days} days are still stored")

@@ -21,6 +21,7 @@ from services.dm.api.routers import (
     firmware,
     fleet,
     health,
+    lifecycle,
     reports,
     rollouts,
 )
@@ -36,6 +37,7 @@ ROUTERS = (
     firmware.router,
     rollouts.router,
     enrollment.router,
+    lifecycle.router,
     reports.router,
     channel.router,
 )

@@ -1,6 +1,6 @@
 """The DM region's background work: the loops that run while the app runs (offline alerts, the
-diagnostics retention purge, the rollout engine's clock), the lifespan that starts and stops them
-with the group committer, and `spawn` for work a request does not wait for.
+retention purge of diagnostics bundles and telemetry, the rollout engine's clock), the lifespan
+that starts and stops them with the group committer, and `spawn` for work a request does not wait for.
 
 On PostgreSQL the region may run as several replicas: the periodic loops run only on the replica
 that holds the leader lease (`lease.py`), and every replica listens for the commands and
@@ -23,7 +23,7 @@ from services.dm.api.delivery import in_engine
 from services.dm.api.fanout import Fanout, conninfo, current_schema
 from services.dm.api.lease import Lease
 from services.dm.api.state import DmState
-from services.dm.domain import alerts, diagnostics
+from services.dm.domain import alerts, diagnostics, retention
 
 log = logging.getLogger("roomtrust.dm")
 ALERT_EVALUATION_SECONDS = 30.0
@@ -31,16 +31,22 @@ ROLLOUT_TICK_SECONDS = 1.0
 
 
 async def purge_periodically(state: DmState) -> None:
-    """Delete expired diagnostics bundles, at once and then every retention interval."""
+    """Delete expired diagnostics bundles and telemetry readings, at once and then every
+    retention interval."""
+    settings = state.runtime.settings
     while True:
+        now = state.now()
         try:
-            purge = partial(
-                diagnostics.purge_expired, blobs=state.diagnostic_blobs, now=state.now()
-            )
+            purge = partial(diagnostics.purge_expired, blobs=state.diagnostic_blobs, now=now)
             await state.in_tx(purge)
         except Exception:
             log.exception("diagnostics purge failed")
-        await asyncio.sleep(state.runtime.settings.retention_interval_seconds)
+        try:
+            days = settings.dm_telemetry_retention_days
+            await state.in_tx(partial(retention.purge_telemetry, now=now, days=days))
+        except Exception:
+            log.exception("telemetry purge failed")
+        await asyncio.sleep(settings.retention_interval_seconds)
 
 
 async def evaluate_alerts_periodically(state: DmState) -> None:

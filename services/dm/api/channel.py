@@ -20,7 +20,7 @@ from protocol.dm_channel import PATH, ChannelError, ChannelMessageType, CloseCod
 from services.common.errors import DomainError, Invalid
 from services.dm.api.delivery import in_engine, push_pending
 from services.dm.api.deps import DeviceAuth, State
-from services.dm.domain import commands, reporting
+from services.dm.domain import commands, lifecycle, reporting
 from services.dm.domain.rollouts import RolloutEngine
 from services.dm.store.models import Device
 
@@ -72,7 +72,7 @@ def handle_device_message(
 ) -> None:
     """One message from a device, inside the rollout engine: `ack` or `progress` of one of its own
     commands."""
-    device = reporting.authenticate_device(s, cert)  # revocation checked on every message
+    device = reporting.authenticate_device(s, cert, now)  # revocation checked on every message
     kind = message.get("type") if isinstance(message, dict) else None
     if kind not in (ChannelMessageType.ACK, ChannelMessageType.PROGRESS):
         raise Invalid("expected {type: ack|progress, command_id, ...}", field="type")
@@ -87,4 +87,6 @@ def handle_device_message(
         if command.kind == CommandKind.FIRMWARE and first and isinstance(result, dict):
             engine.device_result(s, device, command, result, now)
         commands.acknowledge(s, device, command.id, result, now)
+        if first:
+            lifecycle.acknowledged(s, device, command, result, now)
     device.last_seen = now

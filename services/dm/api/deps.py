@@ -89,7 +89,7 @@ class DeviceCaller:
 
     def authenticate(self, session: Session) -> Device:
         """The enrolled, not revoked device of this certificate (or a 401/403 refusal)."""
-        return reporting.authenticate_device(session, self.certificate)
+        return reporting.authenticate_device(session, self.certificate, self.state.now())
 
     async def commit(self, fn: Callable[[Session, Device], T]) -> T:
         """`fn(session, device)` as a group-commit job: answered once it is durable."""

@@ -115,7 +115,7 @@ class DeviceOut(Out):
     name: str | None
     site_id: str
     tags: list[str]
-    status: Literal["deployed", "online", "offline", "revoked"]
+    status: Literal["deployed", "online", "offline", "revoked", "reset"]
     enrolled: bool
     last_seen: str | None
     software_version: str | None
@@ -134,6 +134,34 @@ class EnrollOut(Out):
     device_id: str
     certificate_pem: str
     ca_pem: str
+    not_after: str  # ISO 8601: when the certificate ends (the device renews it before)
+
+
+class RenewIn(Strict):
+    csr_pem: str = Field(max_length=8192)
+
+
+class RenewOut(Out):
+    certificate_pem: str
+    ca_pem: str
+    not_after: str
+
+
+class RemoteActionIn(Strict):
+    """A remote action for one device (the path names it) or many: `device_ids`, or a `target`
+    (site_id, model, tag) as a configuration profile has."""
+
+    action: str = Field(max_length=32)
+    level: str | None = Field(default=None, max_length=16)
+    device_ids: list[str] | None = Field(default=None, max_length=10_000)
+    target: dict[str, str] | None = None
+
+
+class RemoteActionOut(Out):
+    action: str
+    devices: int
+    delivered_now: int
+    commands: dict[str, int]  # device id -> command id
 
 
 class HeartbeatOut(Out):

@@ -59,6 +59,11 @@ class DmState:
         )
 
     @property
+    def certificate_lifetime(self) -> dt.timedelta:
+        """How long a device certificate issued now lasts (`device_certificate_days`)."""
+        return dt.timedelta(days=self.runtime.settings.device_certificate_days)
+
+    @property
     def region(self) -> str:
         return self.runtime.region
 

@@ -45,6 +45,13 @@ def _check_target(
     return clean
 
 
+def check_target(
+    session: Session, admin: AdminIdentity, target: Mapping[str, Any]
+) -> dict[str, str]:
+    """A device target (site_id, model, tag) checked against this enterprise."""
+    return _check_target(session, admin, target)
+
+
 def create_profile(
     session: Session,
     admin: AdminIdentity,
@@ -87,7 +94,9 @@ def create_profile(
 def matching_devices(
     session: Session, enterprise_id: str, target: Mapping[str, str]
 ) -> list[Device]:
-    query = select(Device).where(Device.enterprise_id == enterprise_id, Device.state != "revoked")
+    query = select(Device).where(
+        Device.enterprise_id == enterprise_id, Device.state.not_in(("revoked", "reset"))
+    )
     if "site_id" in target:
         query = query.where(Device.site_id == target["site_id"])
     if "model" in target:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common import oplog
-from services.common.ca import RegionCA, cert_pem, read_csr
+from services.common.ca import LEAF_VALIDITY, RegionCA, cert_pem, read_csr
 from services.common.errors import Forbidden, Invalid
 from services.dm.domain.fields import MAC
 from services.dm.store.models import Device, OperationLogEntry
@@ -27,10 +27,17 @@ class Enrollment:
     device_id: str
     certificate_pem: str
     ca_pem: str
+    not_after: dt.datetime
 
 
 def enroll(
-    session: Session, ca: RegionCA, *, model: str, csr_pem: str, now: dt.datetime
+    session: Session,
+    ca: RegionCA,
+    *,
+    model: str,
+    csr_pem: str,
+    now: dt.datetime,
+    lifetime: dt.timedelta = LEAF_VALIDITY,
 ) -> Enrollment:
     try:
         csr, subject = read_csr(csr_pem.encode())
@@ -48,8 +55,9 @@ def enroll(
         or device.enrolled_at is not None
     ):
         raise Forbidden(NOT_DEPLOYED, field="csr_pem")
-    cert = ca.sign_client_csr(csr, now)
+    cert = ca.sign_client_csr(csr, now, lifetime=lifetime)
     device.cert_serial = format(cert.serial_number, "x")
+    device.cert_not_after = cert.not_valid_after_utc
     device.enrolled_at = now
     device.state = "enrolled"
     oplog.record(
@@ -62,4 +70,6 @@ def enroll(
         target=device.id,
         cert_serial=device.cert_serial,
     )
-    return Enrollment(device.id, cert_pem(cert).decode(), ca.cert_pem.decode())
+    return Enrollment(
+        device.id, cert_pem(cert).decode(), ca.cert_pem.decode(), cert.not_valid_after_utc
+    )

@@ -1,7 +1,8 @@
 """Sites and deployment: an administrator deploys a device into a site, or un-deploys it.
 
 Un-deploying revokes the device's certificate at once: the device row keeps the certificate serial
-with the state `revoked`, and every device request checks that state.
+with the state `revoked`, and every device request checks that state. An un-deployed (or factory
+reset) device of the same enterprise can be deployed again: same row, and it enrolls anew.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from sqlalchemy.orm import Session
 from services.common import oplog
 from services.common.clock import as_utc
 from services.common.errors import Conflict, Invalid, NotFound
+from services.dm.domain import lifecycle
 from services.dm.domain.accounts import AdminIdentity
 from services.dm.domain.catalogue import check_model
 from services.dm.domain.fields import normalise_mac
 from services.dm.domain.ids import new_id
 from services.dm.store import signals
 from services.dm.store.models import Device, OperationLogEntry, Site
+
+REDEPLOYABLE = ("revoked", "reset")
 
 
 def create_site(
@@ -91,8 +95,24 @@ def deploy_device(
     site = session.get(Site, site_id)
     if site is None or site.enterprise_id != admin.enterprise_id:
         raise Invalid("no such site in this enterprise", field="site_id")
-    if session.scalar(select(Device.id).where(Device.mac == mac)):
-        raise Conflict("a device with this MAC is already deployed", field="mac")
+    existing = session.scalar(select(Device).where(Device.mac == mac).with_for_update())
+    if existing is not None:
+        if existing.state not in REDEPLOYABLE:
+            raise Conflict("a device with this MAC is already deployed", field="mac")
+        if existing.enterprise_id != admin.enterprise_id:
+            # its history (telemetry, alerts, bundles) belongs to the other enterprise
+            raise Conflict("this MAC was deployed by another enterprise", field="mac")
+        return lifecycle.redeploy(
+            session,
+            admin,
+            existing,
+            serial_number=serial_number.strip(),
+            model=model,
+            site_id=site.id,
+            name=name,
+            tags=tags,
+            now=now,
+        )
     device = Device(
         id=new_id(),
         enterprise_id=admin.enterprise_id,
@@ -179,8 +199,8 @@ class DeviceView:
 
 
 def device_status(device: Device, now: dt.datetime, offline_after: dt.timedelta) -> str:
-    if device.state == "revoked":
-        return "revoked"
+    if device.state in REDEPLOYABLE:
+        return str(device.state)
     if device.last_seen is None:
         return "deployed"
     return "online" if now - as_utc(device.last_seen) <= offline_after else "offline"

@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from protocol.fields import REPORT_ID, REPORT_ID_PATTERN, TELEMETRY_FIELDS
+from services.common.clock import utcnow
 from services.common.errors import Forbidden, Invalid, Unauthenticated
-from services.dm.domain import alerts
+from services.dm.domain import alerts, lifecycle
 from services.dm.domain.fields import validate_telemetry
 from services.dm.store.inserts import insert_new
 from services.dm.store.models import Device, TelemetryReading
@@ -45,13 +46,25 @@ def certificate_serial(cert_pem: str | None) -> str:
     return format(cert.serial_number, "x")
 
 
-def authenticate_device(session: Session, cert_pem: str | None) -> Device:
+def authenticate_device(
+    session: Session, cert_pem: str | None, now: dt.datetime | None = None
+) -> Device:
+    """The device of this certificate. A renewed certificate's first use revokes the one it
+    replaces (`lifecycle.promote`); a replaced, un-deployed or reset one is refused."""
     serial = certificate_serial(cert_pem)
-    device = session.scalar(select(Device).where(Device.cert_serial == serial))
+    device = session.scalar(
+        select(Device).where(
+            or_(Device.cert_serial == serial, Device.renewed_cert_serial == serial)
+        )
+    )
     if device is None:
         raise Forbidden("certificate is not bound to an enrolled device")
     if device.state == "revoked":
         raise Forbidden("certificate revoked: device was un-deployed")
+    if device.state == "reset":
+        raise Forbidden("certificate revoked: device was factory reset")
+    if device.renewed_cert_serial == serial:
+        lifecycle.promote(session, device, now or utcnow())
     return device
 
 

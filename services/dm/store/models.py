@@ -71,7 +71,12 @@ class Site(Base):
 
 
 class Device(Base):
-    """Device management fields: identity, versions, status and network identifiers."""
+    """Device management fields: identity, versions, status and network identifiers.
+
+    `state` is the lifecycle (docs/dm-api.md): deployed -> enrolled -> revoked (un-deployed) or
+    reset (factory reset), and back to deployed when an administrator deploys it again.
+    `cert_serial` is the certificate in use; `renewed_cert_serial` a renewal issued and not yet
+    used (the first request made with it revokes `cert_serial` and takes its place)."""
 
     __tablename__ = "devices"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -87,6 +92,9 @@ class Device(Base):
     enrolled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     cert_serial: Mapped[str | None] = mapped_column(String(64), unique=True)
+    cert_not_after: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    renewed_cert_serial: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    renewed_not_after: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     last_seen: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     reported_status: Mapped[str | None] = mapped_column(String(16))
     software_version: Mapped[str | None] = mapped_column(String(64))

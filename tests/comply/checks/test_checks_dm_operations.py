@@ -131,6 +131,24 @@ CONTROLS: list[Controls] = [
             "empty": ({"bundle": {}}, "selected no fields"),
         },
     ),
+    Controls(
+        dm_operations.telemetry_kept,
+        {"stored": 3, "now": 3, "days": 179, "retention_days": 180},
+        {
+            "purged-early": ({"now": 0}, "3 of 3 readings aged 179 days were purged"),
+            "past-the-period": ({"days": 181}, "181 days is not within the 180-day period"),
+            "nothing-sent": ({"stored": 0, "now": 0}, "selected no telemetry readings"),
+        },
+    ),
+    Controls(
+        dm_operations.telemetry_purged,
+        {"stored": 3, "now": 0, "days": 181, "retention_days": 180},
+        {
+            "kept-forever": ({"now": 3}, "3 of 3 readings aged 181 days are still stored"),
+            "within-the-period": ({"days": 179}, "179 days is not past the 180-day period"),
+            "nothing-sent": ({"stored": 0}, "selected no telemetry readings"),
+        },
+    ),
 ]
 
 

@@ -15,9 +15,15 @@ router = APIRouter(tags=["devices"])
 async def enroll(body: EnrollIn, state: State) -> EnrollOut:
     now = state.now()
     ca = state.runtime.ca
+    lifetime = state.certificate_lifetime
     result = await state.in_tx(
-        lambda s: enrollment.enroll(s, ca, model=body.model, csr_pem=body.csr_pem, now=now)
+        lambda s: enrollment.enroll(
+            s, ca, model=body.model, csr_pem=body.csr_pem, now=now, lifetime=lifetime
+        )
     )
     return EnrollOut(
-        device_id=result.device_id, certificate_pem=result.certificate_pem, ca_pem=result.ca_pem
+        device_id=result.device_id,
+        certificate_pem=result.certificate_pem,
+        ca_pem=result.ca_pem,
+        not_after=result.not_after.isoformat(),
     )
