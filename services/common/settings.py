@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     interop_token_file: Path | None = Field(
         default=None, description="the region's interop gateway token, e.g. a mounted secret"
     )
+    recording_key_file: Path | None = Field(
+        default=None,
+        description="meeting: the region's recording master key (32 bytes), e.g. a mounted "
+        "secret; unset: one kept in the state directory",
+    )
     tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
         default="TLSv1.2", description="lowest TLS version the region's servers accept"
     )
