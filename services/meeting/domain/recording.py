@@ -58,8 +58,13 @@ class RecordingStorage:
     def _load_master(path: Path) -> bytes:
         if path.exists():
             key = path.read_bytes()
+            if len(key) != 32:  # a secret given as text holds the key in base64
+                try:
+                    key = base64.b64decode(key.strip(), validate=True)
+                except ValueError:
+                    key = b""
             if len(key) != 32:
-                raise ValueError(f"{path}: a recording master key is 32 bytes, not {len(key)}")
+                raise ValueError(f"{path}: a recording master key is 32 bytes (or their base64)")
             return key
         path.parent.mkdir(parents=True, exist_ok=True)
         key = AESGCM.generate_key(bit_length=256)
