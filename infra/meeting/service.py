@@ -196,7 +196,8 @@ class FargateService(pulumi.ComponentResource):
             self.target_groups.append(
                 aws.lb.TargetGroup(
                     f"{name}-tg{suffix}",
-                    name=f"{args.prefix}-{args.role}{suffix}"[:32],
+                    # at most 32 characters, never ending in a hyphen (an ELB rule)
+                    name=f"{args.prefix}-{args.role}"[: 32 - len(suffix)].rstrip("-") + suffix,
                     port=target.port,
                     protocol=target.protocol,
                     target_type="ip",
