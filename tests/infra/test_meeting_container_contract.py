@@ -245,11 +245,6 @@ def run_contract(spec: TaskSpec, tmp: Path) -> dict[str, Any]:
             if not row or not row[0]:
                 raise ContractBroken("signaling made no table in the database the program gave it")
             evidence["tables"] = row[0]
-    [data] = writable or [None]
-    if data is not None:
-        evidence["written"] = sorted(
-            str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()
-        )
     return evidence
 
 
@@ -307,9 +302,12 @@ def _check_running(
             if now - started > START_TIMEOUT:
                 raise ContractBroken(f"no answer to the health checks in {START_TIMEOUT} s")
             time.sleep(0.3)
+    # what it wrote while it serves (a gateway removes its ready file when it stops)
+    written = sorted(str(f.relative_to(d)) for d in writable for f in d.rglob("*") if f.is_file())
     return {
         "start_seconds": round(time.monotonic() - started, 1),
         "probes": [f"{p.protocol} {p.port}{p.path or ''}" for p in spec.probes],
+        "written": written,
     }
 
 
