@@ -51,6 +51,87 @@ def serve_dm(
     main(argv)
 
 
+def _meeting_region(region: str) -> None:
+    from protocol.regions import MEETING_REGIONS
+
+    if region not in MEETING_REGIONS:
+        raise typer.BadParameter(
+            f"{region!r}: meeting regions are {', '.join(MEETING_REGIONS)}", param_hint="--region"
+        )
+
+
+def _argv(region: str, **options: object) -> list[str]:
+    argv = ["--region", region]
+    for name, value in options.items():
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+@serve_app.command("meeting")
+def serve_meeting(
+    region: str = typer.Option(..., "--region", help="the meeting region: na, sa, eu or asia"),
+    home: Path | None = typer.Option(None, "--home", help="state directory [ROOMTRUST_HOME]"),
+    port: int | None = typer.Option(None, "--port", help="listen port [ROOMTRUST_PORT]"),
+) -> None:
+    """One meeting region's signaling and API process; settings from ROOMTRUST_*, bad ones end
+    it with exit code 2 and the reason."""
+    from services.meeting.main import main
+
+    _meeting_region(region)
+    main(_argv(region, home=home, port=port))
+
+
+@serve_app.command("relay")
+def serve_relay(
+    region: str = typer.Option(..., "--region", help="the meeting region it serves"),
+    home: Path | None = typer.Option(None, "--home", help="state directory [ROOMTRUST_HOME]"),
+    port: int | None = typer.Option(None, "--port", help="control API port [ROOMTRUST_PORT]"),
+    media_port: int | None = typer.Option(
+        None, "--media-port", help="UDP media port [ROOMTRUST_MEDIA_PORT]"
+    ),
+    name: str | None = typer.Option(None, "--name", help="relay name (default relay-<pid>)"),
+) -> None:
+    """One media relay of a meeting region; settings from ROOMTRUST_*."""
+    from services.meeting.relay.server import main
+
+    _meeting_region(region)
+    argv = _argv(region, home=home, port=port, media_port=media_port, name=name)
+    main(argv, prog="roomtrust serve relay")
+
+
+@serve_app.command("pstn")
+def serve_pstn(
+    region: str = typer.Option(..., "--region", help="the meeting region it serves"),
+    home: Path | None = typer.Option(None, "--home", help="state directory [ROOMTRUST_HOME]"),
+    port: int | None = typer.Option(None, "--port", help="trunk API port [ROOMTRUST_PORT]"),
+) -> None:
+    """A meeting region's PSTN gateway; settings from ROOMTRUST_*."""
+    from services.meeting.pstn.server import main
+
+    _meeting_region(region)
+    main(_argv(region, home=home, port=port), prog="roomtrust serve pstn")
+
+
+@serve_app.command("interop")
+def serve_interop(
+    region: str = typer.Option(..., "--region", help="the meeting region it serves"),
+    home: Path | None = typer.Option(None, "--home", help="state directory [ROOMTRUST_HOME]"),
+    sip_port: int | None = typer.Option(
+        None, "--sip-port", help="SIP TLS port [ROOMTRUST_SIP_PORT]"
+    ),
+    h323_port: int | None = typer.Option(
+        None, "--h323-port", help="H.225.0 TLS port [ROOMTRUST_H323_PORT]"
+    ),
+) -> None:
+    """A meeting region's SIP and H.323 interop gateway; settings from ROOMTRUST_*."""
+    from services.meeting.interop.server import main
+
+    _meeting_region(region)
+    argv = _argv(region, home=home, sip_port=sip_port, h323_port=h323_port)
+    main(argv, prog="roomtrust serve interop")
+
+
 @app.command()
 def demo(
     home: Path = typer.Option(Path(".roomtrust"), "--home", envvar="ROOMTRUST_HOME"),

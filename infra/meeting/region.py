@@ -1,10 +1,20 @@
 """`MeetingRegion`: one meeting region on AWS, pinned to its AWS region by an explicit provider.
 
 A VPC with public and private subnets; an ECS Fargate cluster running signaling (behind an
-HTTPS-only ALB with a TLS 1.2+ policy) and the media relay (behind an NLB that opens only the UDP
-media ports); RDS PostgreSQL, encrypted, with forced TLS, backups and deletion protection; an S3
-bucket for recordings (SSE-KMS, public access blocked, no replication, TLS-only bucket policy);
-CloudWatch log groups keeping 180 days.
+HTTPS-only ALB with a TLS 1.2+ policy), the media relay (behind an NLB that opens only the UDP
+media ports), the PSTN gateway and the interop gateway (behind an NLB of TLS listeners only: the
+trunk API on 443, SIP on 5061, H.225.0 on 1300); RDS PostgreSQL, encrypted, with forced TLS,
+backups and deletion protection; an S3 bucket for recordings (SSE-KMS, public access blocked, no
+replication, TLS-only bucket policy); Secrets Manager secrets for the region CA, the service tokens
+and the recording key; CloudWatch log groups keeping 180 days.
+
+The containers' contract (what `roomtrust serve meeting|relay|pstn|interop` read,
+services/common/settings.py): each listens on 0.0.0.0; signaling's database is the RDS instance's,
+its recordings go to the bucket (the task role may write it), its certificate carries the public
+host names; relays give the media NLB's name to participants and register with the region's
+database; the gateways reach signaling by its public name. The region CA, the service tokens and
+the recording key are files of a read-only secrets volume; the state directory is the one writable
+volume. `tests/infra/test_meeting_container_contract.py` starts each container as this spec says.
 """
 
 from __future__ import annotations
@@ -15,8 +25,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.meeting.service import FargateService, FargateServiceArgs
+from infra.meeting.service import (
+    DATA_MOUNT,
+    SECRETS_MOUNT,
+    FargateService,
+    FargateServiceArgs,
+    Target,
+)
 from protocol.regions import MEETING_REGIONS
+from protocol.signaling import PATH as SIGNALING_PATH
 
 # region -> the AWS regions that meeting region may run in (the first is the default)
 MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {
@@ -26,6 +43,40 @@ MEETING_AWS_REGIONS: dict[str, tuple[str, ...]] = {
     "asia": ("ap-southeast-1", "ap-northeast-1", "ap-south-1"),
 }
 SIGNALING_PORT = 8443
+RELAY_CONTROL_PORT = 8443
+PSTN_PORT = 8443  # the trunk API (HTTPS), behind the gateway NLB's TLS 443
+SIP_TLS_PORT = 5061
+H323_TLS_PORT = 1300  # H.225.0 over TLS
+# gateway role -> its container's TLS ports (the only ports its security group opens)
+GATEWAY_PORTS: dict[str, tuple[int, ...]] = {
+    "pstn": (PSTN_PORT,),
+    "interop": (SIP_TLS_PORT, H323_TLS_PORT),
+}
+# the gateway NLB's TLS listeners: public port -> (role, container port)
+GATEWAY_LISTENERS: dict[int, tuple[str, int]] = {
+    443: ("pstn", PSTN_PORT),
+    SIP_TLS_PORT: ("interop", SIP_TLS_PORT),
+    H323_TLS_PORT: ("interop", H323_TLS_PORT),
+}
+DATABASE_NAME = "roomtrust"
+HEALTH_PATHS = {"signaling": "/healthz", "relay": "/v1/health", "pstn": "/v1/health"}
+# Secrets Manager secret -> (the file it is mounted as, the setting naming that file). The values
+# are put in at the region's key ceremony, never by this program (they would sit in its state).
+SECRETS: dict[str, str] = {
+    "region-ca-cert": "ROOMTRUST_CA_CERT_FILE",
+    "region-ca-key": "ROOMTRUST_CA_KEY_FILE",
+    "relay-token": "ROOMTRUST_RELAY_TOKEN_FILE",
+    "pstn-token": "ROOMTRUST_PSTN_TOKEN_FILE",
+    "interop-token": "ROOMTRUST_INTEROP_TOKEN_FILE",
+    "recording-key": "ROOMTRUST_RECORDING_KEY_FILE",
+}
+# which secrets each role mounts
+ROLE_SECRETS: dict[str, tuple[str, ...]] = {
+    "signaling": tuple(SECRETS),
+    "relay": ("region-ca-cert", "region-ca-key", "relay-token"),
+    "pstn": ("region-ca-cert", "region-ca-key", "pstn-token"),
+    "interop": ("region-ca-cert", "region-ca-key", "interop-token"),
+}
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 INTERNET = "0.0.0.0/0"
 
@@ -48,6 +99,8 @@ class MeetingRegionArgs:
     multi_az: bool = False
     instance_class: str = "db.t4g.medium"
     azs: tuple[str, ...] = field(default=("a", "b"))
+    # names participants and gateways reach signaling by (DNS to the ALB); the ALB's name is added
+    public_host_names: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.region not in MEETING_REGIONS:
@@ -86,6 +139,8 @@ class MeetingRegion(pulumi.ComponentResource):
                 "region": args.region,
                 "location": args.aws_region,
                 "mediaPorts": list(args.media_ports),
+                "gatewayPorts": {role: list(ports) for role, ports in GATEWAY_PORTS.items()},
+                "gatewayListeners": sorted(GATEWAY_LISTENERS),
             },
             opts,
         )
@@ -118,11 +173,13 @@ class MeetingRegion(pulumi.ComponentResource):
         )
         self._database(name)
         self._recordings(name)
+        self._secrets(name)
         self._compute(name)
         self.register_outputs(
             {
                 "alb_dns_name": self.alb.dns_name,
                 "nlb_dns_name": self.nlb.dns_name,
+                "gateway_dns_name": self.gateway_nlb.dns_name,
                 "recordings_bucket": self.bucket.bucket,
             }
         )
@@ -241,6 +298,21 @@ class MeetingRegion(pulumi.ComponentResource):
             egress=egress,
             opts=self.child,
         )
+        # The gateway NLB's TLS listeners re-encrypt to the tasks: the tasks are reached from the
+        # VPC (the NLB's addresses), on their TLS ports only.
+        self.gateway_sgs: dict[str, aws.ec2.SecurityGroup] = {}
+        for role, ports in GATEWAY_PORTS.items():
+            self.gateway_sgs[role] = aws.ec2.SecurityGroup(
+                f"{name}-{role}-sg",
+                vpc_id=self.vpc.id,
+                description=f"{role} gateway tasks: its TLS ports from inside the VPC only",
+                ingress=[
+                    {"protocol": "tcp", "from_port": p, "to_port": p, "cidr_blocks": [vpc_cidr]}
+                    for p in ports
+                ],
+                egress=egress,
+                opts=self.child,
+            )
         self.db_sg = aws.ec2.SecurityGroup(
             f"{name}-db-sg",
             vpc_id=self.vpc.id,
@@ -280,6 +352,7 @@ class MeetingRegion(pulumi.ComponentResource):
             identifier=f"{self.prefix}-db",
             engine="postgres",
             engine_version="16",
+            db_name=DATABASE_NAME,
             instance_class=self.args.instance_class,
             allocated_storage=100,
             max_allocated_storage=500,
@@ -307,7 +380,7 @@ class MeetingRegion(pulumi.ComponentResource):
         )
 
     def _recordings(self, name: str) -> None:
-        bucket_name = f"{self.prefix}-recordings-{self.args.account_id}"
+        bucket_name = self.bucket_name = f"{self.prefix}-recordings-{self.args.account_id}"
         bucket_arn = f"arn:aws:s3:::{bucket_name}"
         self.bucket = aws.s3.Bucket(
             f"{name}-recordings", bucket=bucket_name, force_destroy=False, opts=self.child
@@ -373,6 +446,116 @@ class MeetingRegion(pulumi.ComponentResource):
             opts=after_bucket,
         )
 
+    def _secrets(self, name: str) -> None:
+        """One Secrets Manager secret per file the containers mount, encrypted with the region key;
+        their values are set at the region's key ceremony."""
+        self.secrets = {
+            secret: aws.secretsmanager.Secret(
+                f"{name}-secret-{secret}",
+                name=f"{self.prefix}/{secret}",
+                kms_key_id=self.key.arn,
+                recovery_window_in_days=30,
+                opts=self.child,
+            )
+            for secret in SECRETS
+        }
+
+    def _public_hosts(self) -> pulumi.Output[str]:
+        """The names signaling's certificate carries: the configured ones and the ALB's."""
+        return self.alb.dns_name.apply(lambda dns: ",".join([*self.args.public_host_names, dns]))
+
+    def _signaling_url(self) -> pulumi.Output[str]:
+        """Where the gateways sign in: signaling's first public name (the ALB's certificate)."""
+        return self.alb.dns_name.apply(
+            lambda dns: f"wss://{(self.args.public_host_names or (dns,))[0]}{SIGNALING_PATH}"
+        )
+
+    def _database_url(self) -> pulumi.Output[str]:
+        return self.database.address.apply(
+            lambda host: (
+                f"postgresql+psycopg://roomtrust@{host}:5432/{DATABASE_NAME}?sslmode=require"
+            )
+        )
+
+    def _roles(self, name: str) -> tuple[aws.iam.Role, aws.iam.Role]:
+        """The task execution role (pulls the image, writes logs, reads the region's secrets) and
+        the task role (signaling writes and reads recordings in the bucket)."""
+
+        def role(suffix: str) -> aws.iam.Role:
+            return aws.iam.Role(
+                f"{name}-{suffix}",
+                assume_role_policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+                opts=self.child,
+            )
+
+        execution = role("task-execution")
+        aws.iam.RolePolicyAttachment(
+            f"{name}-task-execution-policy",
+            role=execution.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+            opts=self.child,
+        )
+        secret_arns = [secret.arn for secret in self.secrets.values()]
+        aws.iam.RolePolicy(
+            f"{name}-task-execution-secrets",
+            role=execution.id,
+            policy=pulumi.Output.all(self.key.arn, *secret_arns).apply(
+                lambda arns: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "secretsmanager:GetSecretValue",
+                                "Resource": list(arns[1:]),
+                            },
+                            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": arns[0]},
+                        ],
+                    }
+                )
+            ),
+            opts=self.child,
+        )
+        task = role("task")
+        bucket_arn = f"arn:aws:s3:::{self.bucket_name}"
+        aws.iam.RolePolicy(
+            f"{name}-task-recordings",
+            role=task.id,
+            policy=self.key.arn.apply(
+                lambda key: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                                "Resource": f"{bucket_arn}/*",
+                            },
+                            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+                            {
+                                "Effect": "Allow",
+                                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                                "Resource": key,
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=self.child,
+        )
+        return execution, task
+
     def _compute(self, name: str) -> None:
         cluster = aws.ecs.Cluster(
             f"{name}-cluster",
@@ -380,81 +563,9 @@ class MeetingRegion(pulumi.ComponentResource):
             settings=[{"name": "containerInsights", "value": "enabled"}],
             opts=self.child,
         )
-        role = aws.iam.Role(
-            f"{name}-task-execution",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            opts=self.child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-task-execution-policy",
-            role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
-            opts=self.child,
-        )
+        execution, task_role = self._roles(name)
         public_ids = [s.id for s in self.public_subnets]
         private_ids = [s.id for s in self.private_subnets]
-
-        def service(
-            role_name: str,
-            sg: aws.ec2.SecurityGroup,
-            port: int,
-            proto: str,
-            command: list[str],
-            health_path: str,
-        ) -> FargateService:
-            return FargateService(
-                f"{name}-{role_name}",
-                FargateServiceArgs(
-                    prefix=self.prefix,
-                    role=role_name,
-                    image=self.args.image,
-                    command=["python", "-m", *command],
-                    aws_region=self.args.aws_region,
-                    cluster_arn=cluster.arn,
-                    execution_role_arn=role.arn,
-                    vpc_id=self.vpc.id,
-                    subnet_ids=private_ids,
-                    security_group_ids=[sg.id],
-                    target_port=port,
-                    target_protocol=proto,
-                    health_port=SIGNALING_PORT,
-                    health_path=health_path,
-                    desired_count=self.args.desired_count,
-                ),
-                opts=pulumi.ResourceOptions(parent=self, providers={"aws": self.provider}),
-            )
-
-        common = ["--region", self.args.region, "--home", "/data", "--port", str(SIGNALING_PORT)]
-        media_port = self.args.media_ports[0]
-        # the same modules the self-hosted stack runs (roomtrust.stack)
-        signaling = service(
-            "signaling",
-            self.signaling_sg,
-            SIGNALING_PORT,
-            "HTTPS",
-            ["services.meeting.main", *common],
-            "/healthz",
-        )
-        relay = service(
-            "relay",
-            self.relay_sg,
-            media_port,
-            "UDP",
-            ["services.meeting.relay", *common, "--media-port", str(media_port)],
-            "/v1/health",
-        )
-
         self.alb = aws.lb.LoadBalancer(
             f"{name}-alb",
             name=f"{self.prefix}-alb"[:32],
@@ -464,16 +575,6 @@ class MeetingRegion(pulumi.ComponentResource):
             subnets=public_ids,
             drop_invalid_header_fields=True,
             enable_deletion_protection=True,
-            opts=self.child,
-        )
-        aws.lb.Listener(
-            f"{name}-alb-https",
-            load_balancer_arn=self.alb.arn,
-            port=443,
-            protocol="HTTPS",
-            ssl_policy=TLS_POLICY,
-            certificate_arn=self.args.certificate_arn,
-            default_actions=[{"type": "forward", "target_group_arn": signaling.target_group.arn}],
             opts=self.child,
         )
         self.nlb = aws.lb.LoadBalancer(
@@ -486,12 +587,137 @@ class MeetingRegion(pulumi.ComponentResource):
             enable_deletion_protection=True,
             opts=self.child,
         )
+        self.gateway_nlb = aws.lb.LoadBalancer(
+            f"{name}-gw-nlb",
+            name=f"{self.prefix}-gw"[:32],
+            load_balancer_type="network",
+            internal=False,
+            subnets=public_ids,
+            enable_cross_zone_load_balancing=True,
+            enable_deletion_protection=True,
+            opts=self.child,
+        )
+        region = self.args.region
+        media_port = self.args.media_ports[0]
+        common: dict[str, pulumi.Input[str]] = {
+            "ROOMTRUST_REGION": region,
+            "ROOMTRUST_HOST": "0.0.0.0",
+            "ROOMTRUST_HOME": DATA_MOUNT,
+            "ROOMTRUST_TLS_MIN_VERSION": "TLSv1.2",
+        }
+        environments: dict[str, dict[str, pulumi.Input[str]]] = {
+            "signaling": {
+                "ROOMTRUST_PORT": str(SIGNALING_PORT),
+                "ROOMTRUST_PUBLIC_HOSTS": self._public_hosts(),
+                "ROOMTRUST_DATABASE_URL": self._database_url(),
+                "ROOMTRUST_BLOB_STORE": "s3",
+                "ROOMTRUST_BLOB_BUCKET": self.bucket_name,
+            },
+            "relay": {
+                "ROOMTRUST_PORT": str(RELAY_CONTROL_PORT),
+                "ROOMTRUST_MEDIA_PORT": str(media_port),
+                "ROOMTRUST_MEDIA_HOST": self.nlb.dns_name,
+                # the relay registry (address, control URL, capacity) is the region's database
+                "ROOMTRUST_DATABASE_URL": self._database_url(),
+            },
+            "pstn": {
+                "ROOMTRUST_PORT": str(PSTN_PORT),
+                "ROOMTRUST_PUBLIC_HOSTS": self.gateway_nlb.dns_name,
+                "ROOMTRUST_SIGNALING_URL": self._signaling_url(),
+            },
+            "interop": {
+                "ROOMTRUST_SIP_PORT": str(SIP_TLS_PORT),
+                "ROOMTRUST_H323_PORT": str(H323_TLS_PORT),
+                "ROOMTRUST_PUBLIC_HOSTS": self.gateway_nlb.dns_name,
+                "ROOMTRUST_SIGNALING_URL": self._signaling_url(),
+            },
+        }
+        targets = {
+            "signaling": [Target(SIGNALING_PORT, "HTTPS", health_path=HEALTH_PATHS["signaling"])],
+            "relay": [
+                Target(media_port, "UDP", "HTTPS", RELAY_CONTROL_PORT, HEALTH_PATHS["relay"])
+            ],
+            "pstn": [Target(PSTN_PORT, "TLS", health_path=HEALTH_PATHS["pstn"])],
+            "interop": [Target(port, "TLS", "TCP") for port in GATEWAY_PORTS["interop"]],
+        }
+        groups = {
+            "signaling": self.signaling_sg,
+            "relay": self.relay_sg,
+            **self.gateway_sgs,
+        }
+        self.services: dict[str, FargateService] = {}
+        for role, env in environments.items():
+            secrets = ROLE_SECRETS[role]
+            self.services[role] = FargateService(
+                f"{name}-{role}",
+                FargateServiceArgs(
+                    prefix=self.prefix,
+                    role=role,
+                    image=self.args.image,
+                    # the image's entrypoint is `roomtrust serve`: the same modules the
+                    # self-hosted stack runs (roomtrust.stack)
+                    command=[
+                        "roomtrust",
+                        "serve",
+                        "meeting" if role == "signaling" else role,
+                        "--region",
+                        region,
+                    ],
+                    aws_region=self.args.aws_region,
+                    cluster_arn=cluster.arn,
+                    execution_role_arn=execution.arn,
+                    task_role_arn=task_role.arn if role == "signaling" else None,
+                    vpc_id=self.vpc.id,
+                    subnet_ids=private_ids,
+                    security_group_ids=[groups[role].id],
+                    targets=targets[role],
+                    environment={
+                        **common,
+                        **env,
+                        **{SECRETS[s]: f"{SECRETS_MOUNT}/{s}" for s in secrets},
+                    },
+                    secret_files={s: self.secrets[s].arn for s in secrets},
+                    desired_count=self.args.desired_count,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, providers={"aws": self.provider}),
+            )
+        aws.lb.Listener(
+            f"{name}-alb-https",
+            load_balancer_arn=self.alb.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=self.args.certificate_arn,
+            default_actions=[
+                {"type": "forward", "target_group_arn": self.services["signaling"].target_group.arn}
+            ],
+            opts=self.child,
+        )
         for port in self.args.media_ports:
             aws.lb.Listener(
                 f"{name}-nlb-media-{port}",
                 load_balancer_arn=self.nlb.arn,
                 port=port,
                 protocol="UDP",
-                default_actions=[{"type": "forward", "target_group_arn": relay.target_group.arn}],
+                default_actions=[
+                    {"type": "forward", "target_group_arn": self.services["relay"].target_group.arn}
+                ],
+                opts=self.child,
+            )
+        for public_port, (role, container_port) in GATEWAY_LISTENERS.items():
+            service = self.services[role]
+            [group] = [
+                g
+                for g, t in zip(service.target_groups, targets[role], strict=True)
+                if t.port == container_port
+            ]
+            aws.lb.Listener(
+                f"{name}-gw-{role}-{public_port}",
+                load_balancer_arn=self.gateway_nlb.arn,
+                port=public_port,
+                protocol="TLS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=self.args.certificate_arn,
+                default_actions=[{"type": "forward", "target_group_arn": group.arn}],
                 opts=self.child,
             )

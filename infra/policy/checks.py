@@ -195,9 +195,13 @@ def task_health(props: dict[str, Any]) -> list[str]:
         return ["containerDefinitions is not valid JSON"]
     if not isinstance(containers, list) or not containers:
         return ["no container definitions"]
+    # a non-essential container (an init container that ends by design) needs no health check
+    essential = [c for c in containers if c.get("essential", True) is not False]
+    if not essential:
+        return ["no essential container: the task would never be kept running"]
     return [
         f"container {c.get('name')!r} has no healthCheck"
-        for c in containers
+        for c in essential
         if not get(c, "healthCheck", "command")
     ]
 
@@ -560,9 +564,23 @@ def _linked(
     return siblings[0] if len(siblings) == 1 else None
 
 
+def _region_inputs(graph: Graph) -> dict[str, Any]:
+    meta = graph.meta()
+    for component in graph.resources:
+        if component["urn"] == meta.urn:
+            return dict(component.get("inputs") or {})
+    return {}
+
+
+def _gateway_listener_ports(graph: Graph) -> set[int]:
+    ports = _region_inputs(graph).get("gatewayListeners") or []
+    return {int(p) for p in ports if isinstance(p, int | float)}
+
+
 def _media_ports(graph: Graph, out: _Collector) -> None:
     meta = graph.meta()
     media = set(meta.media_ports)
+    gateways = _gateway_listener_ports(graph)
     for listener in graph.of_type(AWS_LISTENER):
         out.select()
         inputs = listener.get("inputs") or {}
@@ -571,7 +589,13 @@ def _media_ports(graph: Graph, out: _Collector) -> None:
             continue
         if protocol == "UDP" and port in media:
             continue
-        out.add(listener, f"listener {protocol} {port} is neither HTTPS 443 nor a UDP media port")
+        if protocol == "TLS" and port in gateways:
+            continue
+        out.add(
+            listener,
+            f"listener {protocol} {port} is neither HTTPS 443, a gateway's TLS port nor a UDP "
+            "media port",
+        )
     rules: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for group in graph.of_type(AWS_SG):
         out.select()
@@ -621,6 +645,65 @@ def _media_ports(graph: Graph, out: _Collector) -> None:
             out.add(app, "additional ingress ports are exposed")
 
 
+def _task_family_role(family: Any) -> str | None:
+    return family.rsplit("-", 1)[-1] if isinstance(family, str) and "-" in family else None
+
+
+def _gateways(graph: Graph, out: _Collector) -> None:
+    """A meeting region runs its PSTN and interop gateways as ECS services behind target groups,
+    and each gateway's security group opens only its TLS ports (TCP), never to the internet."""
+    if graph.meta().service != "meeting":
+        return
+    gateway_ports: dict[str, Any] = _region_inputs(graph).get("gatewayPorts") or {}
+    component = graph.meta().urn
+    out.select()
+    for role in ("pstn", "interop"):
+        ports = {int(p) for p in gateway_ports.get(role) or [] if isinstance(p, int | float)}
+        if not ports:
+            out.add({"urn": component}, f"the region names no TLS port of its {role} gateway")
+            continue
+        tasks = [
+            t
+            for t in graph.of_type(AWS_TASK)
+            if _task_family_role(get(t, "inputs", "family")) == role
+        ]
+        if not tasks:
+            out.add({"urn": component}, f"no {role} gateway task definition")
+        services = [
+            s
+            for s in graph.of_type(AWS_ECS_SERVICE)
+            if _task_family_role(get(s, "inputs", "name")) == role
+        ]
+        if not services:
+            out.add({"urn": component}, f"no {role} gateway service")
+        for service in services:
+            out.select()
+            if not get(service, "inputs", "loadBalancers"):
+                out.add(service, f"the {role} gateway service has no target group")
+        groups = [
+            g for g in graph.of_type(AWS_SG) if str(g.get("name", "")).endswith(f"-{role}-sg")
+        ]
+        if not groups:
+            out.add({"urn": component}, f"no security group of the {role} gateway")
+        for group in groups:
+            out.select()
+            for rule in get(group, "inputs", "ingress") or []:
+                protocol, low, high = rule.get("protocol"), rule.get("fromPort"), rule.get("toPort")
+                sources = set(rule.get("cidrBlocks") or []) | set(rule.get("ipv6CidrBlocks") or [])
+                if protocol != "tcp" or low != high or low not in ports:
+                    out.add(
+                        group,
+                        f"the {role} gateway's security group opens {protocol} {low}-{high}: only "
+                        f"its TLS ports {sorted(ports)} (tcp)",
+                    )
+                elif sources & INTERNET:
+                    out.add(
+                        group,
+                        f"the {role} gateway's security group opens {low} to the internet: only "
+                        "its TLS listeners face it",
+                    )
+
+
 def _recordings_private(graph: Graph, out: _Collector) -> None:
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     for bucket in graph.of_type(*BUCKETS):
@@ -665,7 +748,7 @@ CHECKS: dict[str, Check] = {
         Check("IN-06", "each stack is bound to its environment's own credentials", (_credentials,)),
         Check("IN-07", "every service has health checks and a desired count", (_service_health,)),
         Check("IN-08", "configuration databases are backed up"),
-        Check("MT-12", "only HTTPS 443 and the UDP media ports face the internet", (_media_ports,)),
+        Check("MT-12", "only HTTPS 443, the gateways' TLS ports and the UDP media ports face the internet", (_media_ports, _gateways)),
         Check("MT-16", "recordings and device data are never publicly readable", (_recordings_private,)),
     )
 }  # fmt: skip

@@ -175,6 +175,58 @@ def management_port_on_nlb(d: Document) -> None:
     _add(d, listener)
 
 
+def _named(document: Document, resource_type: str, suffix: str) -> dict[str, Any]:
+    resource: dict[str, Any]
+    for resource in document["resources"]:
+        if resource["type"] == resource_type and str(resource.get("name", "")).endswith(suffix):
+            resource.setdefault("inputs", {})
+            return resource
+    raise LookupError(f"{document.get('stack')}: no {resource_type} named *{suffix}")
+
+
+def pstn_gateway_open_on_udp(d: Document) -> None:
+    """The PSTN gateway's security group also opens a UDP port (from inside the VPC)."""
+    group = _named(d, c.AWS_SG, "-pstn-sg")
+    rule = {"protocol": "udp", "fromPort": 5060, "toPort": 5060, "cidrBlocks": ["10.0.0.0/8"]}
+    group["inputs"]["ingress"].append(rule)
+
+
+def interop_gateway_open_to_internet(d: Document) -> None:
+    """The interop gateway's SIP TLS port is opened to the internet on its tasks directly."""
+    group = _named(d, c.AWS_SG, "-interop-sg")
+    for rule in group["inputs"]["ingress"]:
+        rule["cidrBlocks"] = ["0.0.0.0/0"]
+
+
+def interop_gateway_plain_sip(d: Document) -> None:
+    """The interop gateway's security group opens plain SIP (5060) besides its TLS ports."""
+    group = _named(d, c.AWS_SG, "-interop-sg")
+    rule = {"protocol": "tcp", "fromPort": 5060, "toPort": 5060, "cidrBlocks": ["10.0.0.0/8"]}
+    group["inputs"]["ingress"].append(rule)
+
+
+def region_without_interop_gateway(d: Document) -> None:
+    d["resources"] = [
+        r
+        for r in d["resources"]
+        if not (
+            r["type"] in (c.AWS_TASK, c.AWS_ECS_SERVICE)
+            and str(get_input(r, "family", "name")).endswith("-interop")
+        )
+    ]
+
+
+def get_input(resource: dict[str, Any], *keys: str) -> Any:
+    inputs = resource.get("inputs") or {}
+    return next((inputs[k] for k in keys if k in inputs), None)
+
+
+def gateway_listener_in_plain_tcp(d: Document) -> None:
+    listener = _named(d, c.AWS_LISTENER, "-gw-interop-5061")
+    listener["inputs"]["protocol"] = "TCP"
+    listener["inputs"].pop("sslPolicy", None)
+
+
 def public_bucket(d: Document) -> None:
     block = _first(d, c.AWS_PUBLIC_BLOCK)
     block["inputs"]["restrictPublicBuckets"] = False
@@ -219,5 +271,10 @@ FAULTS: dict[str, Fault] = {
         Fault("SSH open to the internet", "MT-12", "meeting", ssh_open_to_internet),
         Fault("a management port on the NLB", "MT-12", "meeting", management_port_on_nlb),
         Fault("a bucket with public access allowed", "MT-16", "meeting", public_bucket),
+        Fault("a PSTN gateway security group open on UDP", "MT-12", "meeting", pstn_gateway_open_on_udp),
+        Fault("an interop gateway open to the internet", "MT-12", "meeting", interop_gateway_open_to_internet),
+        Fault("an interop gateway that opens plain SIP", "MT-12", "meeting", interop_gateway_plain_sip),
+        Fault("a meeting region without its interop gateway", "MT-12", "meeting", region_without_interop_gateway),
+        Fault("a gateway listener in plain TCP", "IN-02", "meeting", gateway_listener_in_plain_tcp),
     )
 }  # fmt: skip

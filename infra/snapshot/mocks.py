@@ -73,6 +73,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:{service}:{self.region_hint}:{MOCK_ACCOUNT}:{resource}"
             if args.typ.startswith("aws:lb/loadBalancer"):
                 state["dnsName"] = f"{args.name}.elb.amazonaws.com"
+            if args.typ == "aws:rds/instance:Instance":
+                identifier = inputs.get("identifier") or args.name
+                state["address"] = f"{identifier}.c0mock0rds0.{self.region_hint}.rds.amazonaws.com"
         elif args.typ.startswith("azure-native:"):
             state.setdefault("name", args.name)
             resource_id = (

@@ -49,11 +49,14 @@ def _meeting(config: pulumi.Config, environment: str, region: str) -> None:
         desired_count=config.get_int("desiredCount") or 2,
         backup_retention_days=config.get_int("backupRetentionDays") or 14,
         multi_az=bool(config.get_bool("multiAz")),
+        public_host_names=tuple(config.get_object("publicHostNames") or ()),
     )
     component = MeetingRegion(f"meeting-{region}", args)
     pulumi.export("awsRegion", args.aws_region)
     pulumi.export("signalingDns", component.alb.dns_name)
     pulumi.export("mediaDns", component.nlb.dns_name)
+    pulumi.export("gatewayDns", component.gateway_nlb.dns_name)
+    pulumi.export("recordingsBucket", component.bucket.bucket)
 
 
 def build() -> None:

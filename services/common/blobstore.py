@@ -1,10 +1,13 @@
-"""A region's object store: one interface, two backends.
+"""A region's object store: one interface, three backends.
 
 - `DirectoryBlobStore`, the embedded default: one directory per container under the region's
   state directory; writes are atomic (write, fsync, rename).
 - `AzureBlobStore`: a container of the region's storage account (`infra/dm` provisions it, in the
   region, with shared keys off), reached with the app's managed identity, or with a connection
   string (Azurite, the emulator the tests start).
+- `S3BlobStore`: a key prefix (`<container>/`) of the region's bucket (`infra/meeting` provisions
+  it, in the region, KMS-encrypted, TLS only), reached with the task role's credentials (boto3's
+  default chain), or at another endpoint (moto's server, which the tests start).
 
 Keys are flat names (`[A-Za-z0-9._-]`, at most 128); both backends refuse any other, so a key
 means the same object whichever backend holds it. A missing object raises `BlobNotFound`, a
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from services.common.settings import Settings
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-CONTAINERS = ("firmware", "diagnostics")
+CONTAINERS = ("firmware", "diagnostics", "recordings")
 
 
 class BlobNotFound(FileNotFoundError):
@@ -144,10 +147,72 @@ class AzureBlobStore:
         return sorted(blob.name for blob in self.container.list_blobs())
 
 
+class S3BlobStore:
+    """The objects under `<container>/` of one S3 bucket; every call is a blocking request."""
+
+    def __init__(self, client: Any, bucket: str, container: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = f"{check_key(container)}/"
+
+    @classmethod
+    def connect(
+        cls, bucket: str, container: str, *, endpoint_url: str | None = None
+    ) -> S3BlobStore:
+        """The bucket with boto3's default credentials and region (the ECS task role, or
+        AWS_* variables), at `endpoint_url` when given."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        return cls(boto3.client("s3", endpoint_url=endpoint_url, config=config), bucket, container)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def put(self, key: str, data: bytes) -> int:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return len(data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise BlobNotFound(f"no object {key!r}") from None
+        return bytes(answer["Body"].read())
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def keys(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        return sorted(
+            item["Key"][len(self.prefix) :] for page in pages for item in page.get("Contents", [])
+        )
+
+
 def open_blob_store(settings: Settings, directory: Path, container: str) -> BlobStore:
-    """The store of one container (`firmware`, `diagnostics`) as the settings say: a directory
-    under `blob_directory` (default `directory`), or the Azure container
-    `<blob_container_prefix><container>`."""
+    """The store of one container (`firmware`, `diagnostics`, `recordings`) as the settings say: a
+    directory under `blob_directory` (default `directory`), the Azure container
+    `<blob_container_prefix><container>`, or the prefix `<container>/` of the S3 bucket."""
+    if settings.blob_store == "s3":
+        assert settings.blob_bucket is not None  # the settings refuse s3 without a bucket
+        return S3BlobStore.connect(
+            settings.blob_bucket, container, endpoint_url=settings.blob_endpoint_url
+        )
     if settings.blob_store == "azure":
         return AzureBlobStore.connect(
             f"{settings.blob_container_prefix}{container}",

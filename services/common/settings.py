@@ -92,8 +92,9 @@ class Settings(BaseSettings):
     release_key_file: Path | None = Field(
         default=None, description="the firmware release key (Ed25519 PEM), e.g. a mounted secret"
     )
-    blob_store: Literal["directory", "azure"] = Field(
-        default="directory", description="where firmware images and diagnostics bundles live"
+    blob_store: Literal["directory", "azure", "s3"] = Field(
+        default="directory",
+        description="where firmware images, diagnostics bundles and recordings live",
     )
     blob_directory: Path | None = Field(
         default=None,
@@ -108,6 +109,50 @@ class Settings(BaseSettings):
     )
     blob_container_prefix: str = Field(
         default="", description="Azure: prefix of the container names (firmware, diagnostics)"
+    )
+    blob_bucket: str | None = Field(
+        default=None, description="S3: the region's bucket (containers are key prefixes in it)"
+    )
+    blob_endpoint_url: str | None = Field(
+        default=None, description="S3: an endpoint other than AWS's own (moto, MinIO)"
+    )
+    advertise_host: str | None = Field(
+        default=None,
+        description="the address other services reach this process on (a relay's control URL "
+        "and certificate); unset: the listen host, or this host's own address on 0.0.0.0",
+    )
+    media_host: str | None = Field(
+        default=None,
+        description="relay: the host participants send media to (the region's media load "
+        "balancer); unset: the advertised address",
+    )
+    media_port: int = Field(
+        default=0, ge=0, le=65535, description="relay: the UDP media port; 0 picks a free one"
+    )
+    signaling_url: str | None = Field(
+        default=None,
+        description="gateways: the region's signaling (wss://host/v1/signaling), trusted by the "
+        "system's CAs; unset: the region process under the same state directory",
+    )
+    sip_port: int = Field(
+        default=0, ge=0, le=65535, description="interop gateway: the SIP TLS port; 0 picks one"
+    )
+    h323_port: int = Field(
+        default=0, ge=0, le=65535, description="interop gateway: the H.225.0 TLS port; 0 picks one"
+    )
+    relay_token_file: Path | None = Field(
+        default=None, description="the region's relay control token, e.g. a mounted secret"
+    )
+    pstn_token_file: Path | None = Field(
+        default=None, description="the region's PSTN gateway token, e.g. a mounted secret"
+    )
+    interop_token_file: Path | None = Field(
+        default=None, description="the region's interop gateway token, e.g. a mounted secret"
+    )
+    recording_key_file: Path | None = Field(
+        default=None,
+        description="meeting: the region's recording master key (32 bytes), e.g. a mounted "
+        "secret; unset: one kept in the state directory",
     )
     tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
         default="TLSv1.2", description="lowest TLS version the region's servers accept"
@@ -156,6 +201,8 @@ class Settings(BaseSettings):
             self.blob_account_url or self.blob_connection_string
         ):
             raise ValueError("blob_store 'azure' needs blob_account_url or blob_connection_string")
+        if self.blob_store == "s3" and not self.blob_bucket:
+            raise ValueError("blob_store 's3' needs blob_bucket")
         return self
 
     @classmethod

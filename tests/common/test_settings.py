@@ -70,7 +70,12 @@ def test_values_are_checked_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match="needs blob_account_url or blob_connection_string"):
         Settings()
     monkeypatch.setenv("ROOMTRUST_BLOB_STORE", "s3")
-    with pytest.raises(SettingsError, match=r"ROOMTRUST_BLOB_STORE: .*'directory' or 'azure'"):
+    with pytest.raises(SettingsError, match="blob_store 's3' needs blob_bucket"):
+        Settings()
+    monkeypatch.setenv("ROOMTRUST_BLOB_STORE", "gcs")
+    with pytest.raises(
+        SettingsError, match=r"ROOMTRUST_BLOB_STORE: .*'directory', 'azure' or 's3'"
+    ):
         Settings()
 
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from protocol.regions import MEETING_REGIONS
 from services.common.api import install_error_handlers
 from services.common.runtime import RegionRuntime
+from services.common.settings import SettingsError
 from services.meeting import logs
 from services.meeting.api import background
 from services.meeting.api.deps import MeetingRegion
@@ -47,8 +48,22 @@ def load_latency_matrix(path: Path | None = None) -> placement.LatencyMatrix:
     return matrix
 
 
+def recording_storage(runtime: RegionRuntime) -> recording.RecordingStorage:
+    """Running recordings in the state directory; finished ones in the region's blob store when
+    the settings name one (S3 in the cloud), else they stay where they were written."""
+    settings = runtime.settings
+    key_file = settings.recording_key_file
+    if key_file is not None and not key_file.is_file():
+        raise SettingsError(f"ROOMTRUST_RECORDING_KEY_FILE {key_file}: No such file")
+    finished = runtime.blob_store("recordings") if settings.blob_store != "directory" else None
+    try:
+        return recording.region_storage(runtime.directory, finished, key_file)
+    except ValueError as exc:
+        raise SettingsError(f"ROOMTRUST_RECORDING_KEY_FILE: {exc}") from None
+
+
 def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) -> FastAPI:
-    storage = recording.region_storage(runtime.directory)
+    storage = recording_storage(runtime)
     logs.install(runtime.directory / "logs", runtime.clock)
     store = ConferenceStore(runtime.sessions, storage, runtime.region, runtime.clock)
     signaling_core = Signaling(
@@ -56,8 +71,10 @@ def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) ->
         store=store,
         clock=runtime.clock,
         media_keys=media_keys,
-        pstn_token_file=runtime.directory / PSTN_TOKEN_FILE,
-        interop_token_file=runtime.directory / INTEROP_TOKEN_FILE,
+        pstn_token_file=runtime.settings.pstn_token_file or runtime.directory / PSTN_TOKEN_FILE,
+        interop_token_file=(
+            runtime.settings.interop_token_file or runtime.directory / INTEROP_TOKEN_FILE
+        ),
     )
     region = MeetingRegion(runtime, load_latency_matrix(), storage, signaling_core)
     app = FastAPI(

@@ -2,7 +2,9 @@
 
 A recording starts only where the administrator enabled recording and the role may record. Its file
 is written encrypted (AES-256-GCM, one data key per recording, wrapped with the region's master
-key) under the hosting region's storage directory and nowhere else. Viewing and sharing stay inside
+key) under the hosting region's storage directory while it runs; when it stops, the region's blob
+store (`recordings`: the region's S3 bucket in the cloud) takes the finished file, when the region
+has one other than its own directory. Either way it stays in the hosting region. Viewing and sharing stay inside
 the organisation; with `recording_view_restricted` off, other-enterprise participants of the
 conference may view too.
 
@@ -30,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from protocol.signaling import RecordAction
+from services.common.blobstore import BlobNotFound, BlobStore
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.meeting.domain import permissions as perms
 from services.meeting.domain import recording_media
@@ -42,18 +45,31 @@ _LEN = struct.Struct(">I")
 
 
 class RecordingStorage:
-    """The region's encrypted recording files: `<region dir>/recordings/<id>.rec`."""
+    """The region's encrypted recording files: `<region dir>/recordings/<id>.rec` while they run;
+    `finished`, when given, takes each file once its recording stops (the root keeps it otherwise).
+    """
 
-    def __init__(self, root: Path, master_key_file: Path) -> None:
+    def __init__(
+        self, root: Path, master_key_file: Path, finished: BlobStore | None = None
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._master = AESGCM(self._load_master(master_key_file))
         self._counters: dict[str, int] = {}
+        self.finished = finished
 
     @staticmethod
     def _load_master(path: Path) -> bytes:
         if path.exists():
-            return path.read_bytes()
+            key = path.read_bytes()
+            if len(key) != 32:  # a secret given as text holds the key in base64
+                try:
+                    key = base64.b64decode(key.strip(), validate=True)
+                except ValueError:
+                    key = b""
+            if len(key) != 32:
+                raise ValueError(f"{path}: a recording master key is 32 bytes (or their base64)")
+            return key
         path.parent.mkdir(parents=True, exist_ok=True)
         key = AESGCM.generate_key(bit_length=256)
         tmp = path.with_suffix(".tmp")
@@ -95,8 +111,26 @@ class RecordingStorage:
         self._counters[recording_id] = index + 1
         return self.path(file_name).stat().st_size
 
+    def finish(self, recording_id: str, file_name: str) -> None:
+        """The stopped recording's file goes to the finished store (nothing to do without one)."""
+        self._counters.pop(recording_id, None)
+        if self.finished is None:
+            return
+        path = self.path(file_name)
+        self.finished.put(file_name, path.read_bytes())
+        path.unlink()
+
+    def _data(self, file_name: str) -> bytes:
+        path = self.path(file_name)
+        if self.finished is not None and not path.exists():
+            try:
+                return self.finished.get(file_name)
+            except BlobNotFound:
+                raise NotFound("the recording's file is gone", field="recording_id") from None
+        return path.read_bytes()
+
     def _chunks(self, file_name: str) -> list[tuple[bytes, bytes]]:
-        data = self.path(file_name).read_bytes()
+        data = self._data(file_name)
         if not data.startswith(MAGIC):
             raise ValueError("not a recording file")
         chunks, pos = [], len(MAGIC)
@@ -117,12 +151,19 @@ class RecordingStorage:
     def delete(self, recording_id: str, file_name: str) -> None:
         self._counters.pop(recording_id, None)
         self.path(file_name).unlink(missing_ok=True)
+        if self.finished is not None:
+            self.finished.delete(file_name)
 
 
-def region_storage(region_directory: Path) -> RecordingStorage:
-    """The recording storage of the region whose state directory is given."""
+def region_storage(
+    region_directory: Path, finished: BlobStore | None = None, master_key_file: Path | None = None
+) -> RecordingStorage:
+    """The recording storage of the region whose state directory is given; `master_key_file` is a
+    mounted secret in the cloud (every replica reads what another wrote), else one is kept here."""
     return RecordingStorage(
-        region_directory / "recordings", region_directory / "keys" / "recording-master.key"
+        region_directory / "recordings",
+        master_key_file or region_directory / "keys" / "recording-master.key",
+        finished,
     )
 
 
@@ -210,6 +251,7 @@ def stop(session: Session, storage: RecordingStorage, recording_id: str, now: dt
         recording_media.meta_chunk(trailer),
     )
     recording.stopped_at = now
+    storage.finish(recording.id, recording.file_name)
 
 
 def _visible(session: Session, actor: Identity, recording: Recording) -> bool:

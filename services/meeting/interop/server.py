@@ -30,6 +30,7 @@ import os
 import secrets
 import signal
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, assert_never
@@ -67,6 +68,7 @@ from services.meeting.interop.common import (
 )
 from services.meeting.interop.h323_core import H323Core
 from services.meeting.interop.sip_core import SipCore
+from services.meeting.process import public_names, region_signaling, start_process
 from services.meeting.relay.files import interop_token, region_directory
 
 log = logging.getLogger("roomtrust.meeting.interop")
@@ -133,10 +135,13 @@ class CallIO:
 
 
 class Gateway:
-    def __init__(self, home: Path, region: str, host: str, sip_port: int) -> None:
+    def __init__(
+        self, home: Path, region: str, host: str, sip_port: int, signaling_url: str | None = None
+    ) -> None:
         self.home = home
         self.region = region
         self.host = host
+        self.signaling_url = signaling_url
         self.sip = SipCore(host, sip_port, secrets.token_bytes)
         self.h323 = H323Core(secrets.token_bytes)
         self.transports: dict[int, asyncio.Transport] = {}  # connection ids span both listeners
@@ -251,15 +256,13 @@ class Gateway:
 
     # -- the conference ------------------------------------------------------------------------
 
-    def signaling_uri(self) -> tuple[str, Path]:
-        directory = region_directory(self.home, self.region)
-        port = json.loads((directory / "ready.json").read_text())["port"]
-        return f"wss://127.0.0.1:{port}{signaling.PATH}", directory / "ca" / "ca.pem"
+    def signaling_uri(self) -> tuple[str, ssl.SSLContext]:
+        return region_signaling(self.home, self.region, self.signaling_url)
 
     async def _join(self, call: CallIO, action: JoinConference) -> None:
         try:
-            uri, ca_file = self.signaling_uri()
-            call.signaling = client = SignalingClient(uri, ca_file, close_timeout=2.0)
+            uri, context = self.signaling_uri()
+            call.signaling = client = SignalingClient(uri, context=context, close_timeout=2.0)
             auth = signaling.Auth(
                 interop_token=interop_token(self.home, self.region),
                 protocol=action.protocol.value,
@@ -341,20 +344,37 @@ def _closed(code: int | None) -> str:
     return f"signaling: closed with code {code}"
 
 
-def _tls(home: Path, region: str, host: str) -> tuple[ssl.SSLContext, Path]:
+def _tls(
+    home: Path, region: str, names: Sequence[str], ca: RegionCA | None, ca_file: Path | None
+) -> tuple[ssl.SSLContext, Path]:
     directory = interop_directory(home, region)
     directory.mkdir(parents=True, exist_ok=True)
-    ca_dir = region_directory(home, region) / "ca"
-    ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
-    cert_file, key_file = ca.write_server_files(directory, [host, "localhost"])
-    return server_context(cert_file, key_file), ca_dir / "ca.pem"
+    if ca is None or ca_file is None:
+        ca_dir = region_directory(home, region) / "ca"
+        ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
+        ca_file = ca_dir / "ca.pem"
+    cert_file, key_file = ca.write_server_files(directory, list(dict.fromkeys(names)))
+    return server_context(cert_file, key_file), ca_file
 
 
 async def run_gateway(
-    region: str, home: Path, host: str = "127.0.0.1", sip_port: int = 0, h323_port: int = 0
+    region: str,
+    home: Path,
+    host: str = "127.0.0.1",
+    sip_port: int = 0,
+    h323_port: int = 0,
+    *,
+    advertise: str | None = None,
+    names: Sequence[str] = (),
+    ca: RegionCA | None = None,
+    ca_file: Path | None = None,
+    signaling_url: str | None = None,
 ) -> None:
+    """`host` is the listen address; `advertise` (default `host`) the one SIP messages name and
+    the certificate carries, with `localhost` and `names` (the public host names)."""
     loop = asyncio.get_running_loop()
-    ctx, ca_file = _tls(home, region, host)
+    advertise = advertise or host
+    ctx, ca_file = _tls(home, region, [advertise, "localhost", *names], ca, ca_file)
     ready = ready_file(home, region)
     ready.unlink(missing_ok=True)
     holder: list[Gateway] = []
@@ -366,7 +386,7 @@ async def run_gateway(
     )
     actual_sip = sip_server.sockets[0].getsockname()[1]
     actual_h323 = h323_server.sockets[0].getsockname()[1]
-    gateway = Gateway(home, region, host, actual_sip)
+    gateway = Gateway(home, region, advertise, actual_sip, signaling_url)
     holder.append(gateway)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -378,7 +398,7 @@ async def run_gateway(
         actual_sip,
         {
             "region": region,
-            "host": host,
+            "host": advertise,
             "sip_port": actual_sip,
             "h323_port": actual_h323,
             "ca_file": str(ca_file),
@@ -396,16 +416,37 @@ async def run_gateway(
         await gateway.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="services.meeting.interop")
+def main(argv: list[str] | None = None, prog: str = "services.meeting.interop") -> None:
+    """Its settings come from ROOMTRUST_* (listen host, SIP and H.323 ports, public host names,
+    signaling URL, the region CA and gateway token files); the options override them."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--region", required=True)
-    parser.add_argument("--home", type=Path, default=Path(".roomtrust"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--sip-port", type=int, default=0, help="SIP TLS port (0: dynamic)")
-    parser.add_argument("--h323-port", type=int, default=0, help="H.225.0 TLS port (0: dynamic)")
+    parser.add_argument("--home", type=Path, default=None, help="default: ROOMTRUST_HOME")
+    parser.add_argument("--host", default=None, help="listen address [ROOMTRUST_HOST]")
+    parser.add_argument(
+        "--sip-port", type=int, default=None, help="SIP TLS port [ROOMTRUST_SIP_PORT]"
+    )
+    parser.add_argument(
+        "--h323-port", type=int, default=None, help="H.225.0 TLS port [ROOMTRUST_H323_PORT]"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    start = start_process(prog, args.region, args.home)
+    settings = start.settings
     log.info("interop gateway pid %d", os.getpid())
+    host = args.host if args.host is not None else start.host
     asyncio.run(
-        run_gateway(args.region, args.home.resolve(), args.host, args.sip_port, args.h323_port)
+        run_gateway(
+            args.region,
+            start.home,
+            host,
+            args.sip_port if args.sip_port is not None else settings.sip_port,
+            args.h323_port if args.h323_port is not None else settings.h323_port,
+            advertise=settings.advertise_host
+            or (host if args.host is not None else start.advertised),
+            names=public_names(settings),
+            ca=start.ca,
+            ca_file=start.ca_file,
+            signaling_url=settings.signaling_url,
+        )
     )

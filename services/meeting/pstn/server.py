@@ -21,10 +21,11 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import os
 import secrets
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,6 @@ from pydantic import BaseModel, Field
 
 from media_core.endpoint import Outbound
 from protocol.signaling import (
-    PATH,
     Admitted,
     Auth,
     ConferenceEnded,
@@ -53,6 +53,7 @@ from services.common.api import bearer_token, install_error_handlers
 from services.common.ca import RegionCA
 from services.common.errors import NotFound, Unauthenticated
 from services.common.server import bind_socket, make_server, start_serving, write_ready_file
+from services.meeting.process import public_names, region_signaling, start_process
 from services.meeting.pstn.bridge import PstnBridge
 from services.meeting.relay.files import pstn_token, region_directory
 
@@ -115,15 +116,14 @@ class Call:
 
 
 class Gateway:
-    def __init__(self, home: Path, region: str) -> None:
+    def __init__(self, home: Path, region: str, signaling_url: str | None = None) -> None:
         self.home = home
         self.region = region
+        self.signaling_url = signaling_url
         self.calls: dict[str, Call] = {}
 
-    def signaling(self) -> tuple[str, Path]:
-        directory = region_directory(self.home, self.region)
-        port = json.loads((directory / "ready.json").read_text())["port"]
-        return f"wss://127.0.0.1:{port}{PATH}", directory / "ca" / "ca.pem"
+    def signaling(self) -> tuple[str, ssl.SSLContext]:
+        return region_signaling(self.home, self.region, self.signaling_url)
 
     async def dial(self, body: DialIn) -> Call:
         loop = asyncio.get_running_loop()
@@ -147,9 +147,9 @@ class Gateway:
             local_addr=("127.0.0.1", 0),
         )
         self.calls[call.call_id] = call
-        uri, ca_file = self.signaling()
         try:
-            call.signal = SignalingClient(uri, ca_file)
+            uri, context = self.signaling()
+            call.signal = SignalingClient(uri, context=context)
             token = pstn_token(self.home, self.region)
             await call.signal.connect(Auth(gateway_token=token, caller=body.caller))
             await call.signal.join(body.conference_id, body.pin)
@@ -285,15 +285,32 @@ def build_trunk_app(gateway: Gateway, token: str) -> FastAPI:
     return app
 
 
-async def run_gateway(region: str, home: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+async def run_gateway(
+    region: str,
+    home: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    advertise: str | None = None,
+    names: Sequence[str] = (),
+    ca: RegionCA | None = None,
+    ca_file: Path | None = None,
+    signaling_url: str | None = None,
+) -> None:
+    """`host` is the listen address; the trunk API's certificate carries `advertise` (default
+    `host`), `localhost` and `names` (the public host names)."""
     directory = region_directory(home, region) / "pstn"
     directory.mkdir(parents=True, exist_ok=True)
     ready = directory / "ready.json"
     ready.unlink(missing_ok=True)
-    ca_dir = region_directory(home, region) / "ca"
-    ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
-    cert_file, key_file = ca.write_server_files(directory, [host, "localhost"])
-    gateway = Gateway(home, region)
+    if ca is None or ca_file is None:
+        ca_dir = region_directory(home, region) / "ca"
+        ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
+        ca_file = ca_dir / "ca.pem"
+    advertise = advertise or host
+    cert_names = list(dict.fromkeys([advertise, "localhost", *names]))
+    cert_file, key_file = ca.write_server_files(directory, cert_names)
+    gateway = Gateway(home, region, signaling_url)
     sock = bind_socket(host, port)
     app = build_trunk_app(gateway, pstn_token(home, region))
     server = make_server(app, server_context(cert_file, key_file))
@@ -305,8 +322,8 @@ async def run_gateway(region: str, home: Path, host: str = "127.0.0.1", port: in
             control_port,
             {
                 "region": region,
-                "control_url": f"https://{host}:{control_port}",
-                "ca_file": str(ca_dir / "ca.pem"),
+                "control_url": f"https://{advertise}:{control_port}",
+                "ca_file": str(ca_file),
             },
         )
         await task
@@ -320,15 +337,28 @@ def ready_file(home: Path, region: str) -> Path:
     return region_directory(home, region) / "pstn" / "ready.json"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="services.meeting.pstn")
+def main(argv: list[str] | None = None, prog: str = "services.meeting.pstn") -> None:
+    """Its settings come from ROOMTRUST_* (listen host and port, public host names, signaling URL,
+    the region CA and gateway token files); the options override them."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--region", required=True)
-    parser.add_argument("--home", type=Path, default=Path(".roomtrust"))
-    parser.add_argument("--port", type=int, default=0, help="trunk API port (0: dynamic)")
+    parser.add_argument("--home", type=Path, default=None, help="default: ROOMTRUST_HOME")
+    parser.add_argument("--port", type=int, default=None, help="trunk API port [ROOMTRUST_PORT]")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    start = start_process(prog, args.region, args.home)
     log.info("PSTN gateway pid %d", os.getpid())
-    gateway = run_gateway(args.region, args.home.resolve(), port=args.port)
+    gateway = run_gateway(
+        args.region,
+        start.home,
+        host=start.host,
+        port=start.port(args.port),
+        advertise=start.advertised,
+        names=public_names(start.settings),
+        ca=start.ca,
+        ca_file=start.ca_file,
+        signaling_url=start.settings.signaling_url,
+    )
     try:
         import uvloop
 

@@ -24,6 +24,21 @@ PSTN_TOKEN_FILE = "pstn-gateway.token"
 INTEROP_TOKEN_FILE = "interop-gateway.token"
 
 
+# token file name -> the mounted secret this process reads it from instead (use_token_files)
+_SECRET_FILES: dict[str, Path] = {}
+
+
+def use_token_files(
+    relay: Path | None = None, pstn: Path | None = None, interop: Path | None = None
+) -> None:
+    """Read the region's service tokens from these files (mounted secrets) from now on; a token
+    given no file is still made and read under the state directory."""
+    _SECRET_FILES.clear()
+    for name, path in ((TOKEN_FILE, relay), (PSTN_TOKEN_FILE, pstn), (INTEROP_TOKEN_FILE, interop)):
+        if path is not None:
+            _SECRET_FILES[name] = path
+
+
 def region_directory(home: Path, region: str) -> Path:
     return home / "meeting" / region
 
@@ -83,7 +98,14 @@ def interop_token(home: Path, region: str) -> str:
 
 
 def service_token(home: Path, region: str, file_name: str) -> str:
-    """A region service token in `<home>/meeting/<region>/<file_name>`, made if absent."""
+    """A region service token in `<home>/meeting/<region>/<file_name>`, made if absent, or the
+    mounted secret file set for it (never made: a missing one is an error)."""
+    secret = _SECRET_FILES.get(file_name)
+    if secret is not None:
+        token = secret.read_text().strip()
+        if not token:
+            raise RuntimeError(f"{secret} is empty")
+        return token
     directory = region_directory(home, region)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / file_name

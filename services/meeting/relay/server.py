@@ -23,6 +23,7 @@ from media_core.relay_core import Address, RelayCore
 from services.common.ca import RegionCA
 from services.common.server import bind_socket, make_server, start_serving, write_ready_file
 from services.common.tls import server_context
+from services.meeting.process import ANY_ADDRESS, start_process
 from services.meeting.relay.control import RelayState, build_control_app
 from services.meeting.relay.files import control_token, region_directory, relay_directory
 
@@ -68,15 +69,32 @@ def media_socket(host: str, port: int) -> socket.socket:
 
 
 async def run_relay(
-    region: str, home: Path, name: str, host: str = "127.0.0.1", port: int = 0, media_port: int = 0
+    region: str,
+    home: Path,
+    name: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    media_port: int = 0,
+    *,
+    advertise: str | None = None,
+    media_host: str | None = None,
+    ca: RegionCA | None = None,
+    ca_file: Path | None = None,
 ) -> None:
+    """`host` is the listen address; `advertise` the one signaling reaches the control API on (the
+    control URL, and the certificate's name) and `media_host` the one participants send media to
+    (both default to `host`). `ca`/`ca_file` are the region CA (default: the one under `home`)."""
     directory = relay_directory(home, region, name)
     directory.mkdir(parents=True, exist_ok=True)
     ready = directory / "ready.json"
     ready.unlink(missing_ok=True)
-    ca_dir = region_directory(home, region) / "ca"
-    ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
-    cert_file, key_file = ca.write_server_files(directory, [host, "localhost"])
+    if ca is None or ca_file is None:
+        ca_dir = region_directory(home, region) / "ca"
+        ca = RegionCA.load_or_create(ca_dir, f"meeting-{region}")
+        ca_file = ca_dir / "ca.pem"
+    advertise = advertise or host
+    names = list(dict.fromkeys([advertise, "localhost"]))
+    cert_file, key_file = ca.write_server_files(directory, names)
 
     loop = asyncio.get_running_loop()
     udp = media_socket(host, media_port)
@@ -85,7 +103,8 @@ async def run_relay(
         core=RelayCore(),
         name=name,
         region=region,
-        media_host=media_address[0],
+        media_host=media_host
+        or (advertise if media_address[0] in ANY_ADDRESS else media_address[0]),
         media_port=media_address[1],
         token=control_token(home, region),
     )
@@ -111,8 +130,8 @@ async def run_relay(
                 "region": region,
                 "media_host": state.media_host,
                 "media_port": state.media_port,
-                "control_url": f"https://{host}:{control_port}",
-                "ca_file": str(ca_dir / "ca.pem"),
+                "control_url": f"https://{advertise}:{control_port}",
+                "ca_file": str(ca_file),
             },
         )
         await task
@@ -131,13 +150,17 @@ def die_with_parent(parent_pid: int) -> None:
         raise SystemExit("the process that started this relay has ended")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="services.meeting.relay")
+def main(argv: list[str] | None = None, prog: str = "services.meeting.relay") -> None:
+    """Its settings come from ROOMTRUST_* (listen host and port, the advertised and media hosts,
+    the media port, the region CA and control token files); the options override them."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--region", required=True)
-    parser.add_argument("--home", type=Path, default=Path(".roomtrust"))
+    parser.add_argument("--home", type=Path, default=None, help="default: ROOMTRUST_HOME")
     parser.add_argument("--name", default=None, help="relay name (default relay-<pid>)")
-    parser.add_argument("--port", type=int, default=0, help="control port (0: dynamic)")
-    parser.add_argument("--media-port", type=int, default=0, help="UDP media port (0: dynamic)")
+    parser.add_argument("--port", type=int, default=None, help="control port [ROOMTRUST_PORT]")
+    parser.add_argument(
+        "--media-port", type=int, default=None, help="UDP media port [ROOMTRUST_MEDIA_PORT]"
+    )
     parser.add_argument(
         "--parent-pid", type=int, default=None, help="end when this process (the starter) ends"
     )
@@ -145,9 +168,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.parent_pid is not None:
         die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    start = start_process(prog, args.region, args.home)
+    settings = start.settings
     name = args.name or f"relay-{os.getpid()}"
+    media_port = args.media_port if args.media_port is not None else settings.media_port
     relay = run_relay(
-        args.region, args.home.resolve(), name, port=args.port, media_port=args.media_port
+        args.region,
+        start.home,
+        name,
+        host=start.host,
+        port=start.port(args.port),
+        media_port=media_port,
+        advertise=start.advertised,
+        media_host=settings.media_host,
+        ca=start.ca,
+        ca_file=start.ca_file,
     )
     try:
         import uvloop
