@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from protocol.meeting_client import MeetingApi, Signal
 from roomtrust.emulators import MOTO_CREDENTIALS, MotoServer, moto_missing, moto_s3
-from services.meeting.client import MeetingApi, Signal
 
 STACK_ACCOUNT = "210000000001"  # infra/stacks/Pulumi.prod-meeting-na.yaml
 BUCKET = f"rt-prod-meeting-na-recordings-{STACK_ACCOUNT}"  # infra/meeting/region.py names it so
