@@ -2,7 +2,7 @@
 program configures it (`ROOMTRUST_BLOB_STORE=s3`, the bucket the program provisions for
 prod-meeting-na) writes a stopped recording into that bucket on moto's server, keeps no copy in its
 state directory, and serves it to an administrator of the enterprise only: a member of the same
-enterprise who was not in the conference, and another enterprise's administrator, get 404.
+enterprise who was not in the conference gets 403, and another enterprise's administrator 404.
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ def test_a_recording_lands_in_the_regions_bucket_and_only_its_administrator_down
 
     content = region.request("GET", f"/v1/recordings/{recording_id}/content")
     assert content.status_code == 200 and cid.encode() in content.content
-    assert bystander.request("GET", f"/v1/recordings/{recording_id}/content").status_code == 404
+    # a member of the enterprise outside the sharing rules is refused; another enterprise is not
+    # even told the recording exists
+    assert bystander.request("GET", f"/v1/recordings/{recording_id}/content").status_code == 403
     with MeetingApi(region.url, region.ca_file) as stranger:
         stranger.register_enterprise("Other Corp")
         answer = stranger.request("GET", f"/v1/recordings/{recording_id}/content")
