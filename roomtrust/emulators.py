@@ -71,47 +71,20 @@ def azurite(host: str = "127.0.0.1") -> Iterator[AzuriteBlob]:
     reason = azurite_missing()
     if reason:
         raise RuntimeError(reason)
-    process = subprocess.Popen(
-        [
-            str(AZURITE_BLOB),
-            "--blobHost",
-            host,
-            "--blobPort",
-            "0",
-            "--inMemoryPersistence",
-            "--extentMemoryLimit",
-            "256",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        seen: list[str] = []
-        port = None
-        while port is None:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"Azurite ended before listening: {''.join(seen)[-2000:]}")
-            seen.append(line)
-            if match := _LISTENING.search(line):
-                port = int(match.group(1))
-            elif time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not listen within {START_TIMEOUT} s")
-        # keep reading what it prints, so a full pipe never stalls it
-        threading.Thread(target=process.stdout.read, name="azurite-output", daemon=True).start()
+    argv = [
+        str(AZURITE_BLOB),
+        "--blobHost",
+        host,
+        "--blobPort",
+        "0",
+        "--inMemoryPersistence",
+        "--extentMemoryLimit",
+        "256",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+    ]
+    with _serving(argv, _LISTENING, "Azurite") as port:
         yield AzuriteBlob(host, port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass(frozen=True)
@@ -147,12 +120,15 @@ def moto_s3(host: str = "127.0.0.1") -> Iterator[MotoServer]:
     reason = moto_missing()
     if reason:
         raise RuntimeError(reason)
-    process = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", host, "-p", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with _serving([str(MOTO_SERVER), "-H", host, "-p", "0"], _MOTO_LISTENING, "moto") as port:
+        yield MotoServer(host, port)
+
+
+@contextlib.contextmanager
+def _serving(argv: list[str], listening: re.Pattern[str], name: str) -> Iterator[int]:
+    """Start an emulator, read its output until it names the port it listens on, and stop it on
+    exit."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT
@@ -161,14 +137,15 @@ def moto_s3(host: str = "127.0.0.1") -> Iterator[MotoServer]:
         while port is None:
             line = process.stdout.readline()
             if not line:
-                raise RuntimeError(f"moto ended before listening: {''.join(seen)[-2000:]}")
+                raise RuntimeError(f"{name} ended before listening: {''.join(seen)[-2000:]}")
             seen.append(line)
-            if match := _MOTO_LISTENING.search(line):
+            if match := listening.search(line):
                 port = int(match.group(1))
             elif time.monotonic() > deadline:
-                raise RuntimeError(f"moto did not listen within {START_TIMEOUT} s")
-        threading.Thread(target=process.stdout.read, name="moto-output", daemon=True).start()
-        yield MotoServer(host, port)
+                raise RuntimeError(f"{name} did not listen within {START_TIMEOUT} s")
+        # keep reading what it prints, so a full pipe never stalls it
+        threading.Thread(target=process.stdout.read, name=f"{name}-output", daemon=True).start()
+        yield port
     finally:
         process.terminate()
         try:
