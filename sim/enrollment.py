@@ -8,7 +8,7 @@ queue length at each region over time. Devices nobody deployed are refused (403)
 from __future__ import annotations
 
 import gc
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -19,10 +19,10 @@ import simpy
 from devices_virtual.agent import AgentConfig, DeviceAgent, DeviceIdentity, Phase
 from devices_virtual.models import CATALOGUE
 from sim.driver import Episode, Network, dm_answer
-from sim.fleet import expand
+from sim.fleet import FleetArrays, expand
 from sim.latency import latency_matrix, rtt_seconds
 from sim.result import Progress, SimResult, run_while
-from sim.scenario import EnrollmentStorm, SimScenario
+from sim.scenario import EnrollmentStorm, FleetOperations, SimScenario
 from sim.service import ServerPool
 
 
@@ -51,28 +51,8 @@ def run_enrollment(
     seed = scenario.seed if seed is None else seed
     gen = np.random.default_rng(seed)
     env = simpy.Environment()
-    times = spec.service_times()
-    samplers = {name: model.sampler(gen) for name, model in times.items()}
-    default = samplers.get("heartbeat") or next(iter(samplers.values()))
-
-    def service(purpose: str) -> float:
-        return (samplers.get(purpose) or default)()
-
-    fleet = expand(scenario)
-    regions = sorted({s.dm_region for s in fleet.sites})
-    servers = times["enroll"].servers if "enroll" in times else 1
-    pools = {r: ServerPool(env, r, spec.replicas.get(r, servers)) for r in regions}
-    matrix = latency_matrix()
+    service, fleet, pools, matrix, configs = dm_world(scenario, spec, gen, env)
     timing = scenario.timing
-    configs = {
-        r: AgentConfig(
-            dm_url=f"https://dm.{r}.sim",
-            heartbeat_s=timing.heartbeat_s,
-            telemetry_s=timing.telemetry_s,
-            ntp_interval_s=timing.ntp_interval_s,
-        )
-        for r in regions
-    }
     phase = scenario.enroll_phase
     with gc_paused():
         power_on = np.sort(gen.uniform(0, phase.within_s, fleet.size))
@@ -151,3 +131,38 @@ def run_enrollment(
         metrics[f"utilisation_{r}"] = round(pool.utilisation(), 4)
         metrics[f"mean_wait_{r}_s"] = pool.wait_sum / pool.served if pool.served else 0.0
     return SimResult(scenario.name, spec.kind, seed, metrics, {"queue": queue_series})
+
+
+def dm_world(
+    scenario: SimScenario,
+    spec: EnrollmentStorm | FleetOperations,
+    gen: np.random.Generator,
+    env: simpy.Environment,
+    **agent: Any,
+) -> tuple[Callable[[str], float], FleetArrays, dict[str, ServerPool], Any, dict[str, AgentConfig]]:
+    """What a DM simulation runs in: service-time draws per purpose, the expanded fleet, a server
+    pool per DM region, the latency matrix, and the agent configuration per region (`agent`
+    adds settings such as `renew_before_s`)."""
+    times = spec.service_times()
+    samplers = {name: model.sampler(gen) for name, model in times.items()}
+    default = samplers.get("heartbeat") or next(iter(samplers.values()))
+
+    def service(purpose: str) -> float:
+        return (samplers.get(purpose) or default)()
+
+    fleet = expand(scenario)
+    regions = sorted({s.dm_region for s in fleet.sites})
+    servers = times["enroll"].servers if "enroll" in times else 1
+    pools = {r: ServerPool(env, r, spec.replicas.get(r, servers)) for r in regions}
+    timing = scenario.timing
+    configs = {
+        r: AgentConfig(
+            dm_url=f"https://dm.{r}.sim",
+            heartbeat_s=timing.heartbeat_s,
+            telemetry_s=timing.telemetry_s,
+            ntp_interval_s=timing.ntp_interval_s,
+            **agent,
+        )
+        for r in regions
+    }
+    return service, fleet, pools, latency_matrix(), configs

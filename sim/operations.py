@@ -16,16 +16,14 @@ from typing import Any
 import numpy as np
 import simpy
 
-from devices_virtual.agent import AgentConfig, DeviceAgent, DeviceIdentity
+from devices_virtual.agent import DeviceAgent, DeviceIdentity
 from devices_virtual.models import CATALOGUE
 from protocol.dm_channel import ChannelMessageType, Command, CommandKind
 from sim.driver import Episode, Network, dm_answer
-from sim.enrollment import gc_paused
-from sim.fleet import expand
-from sim.latency import latency_matrix, rtt_seconds
+from sim.enrollment import dm_world, gc_paused
+from sim.latency import rtt_seconds
 from sim.result import Progress, SimResult, run_while
 from sim.scenario import FleetOperations, SimScenario
-from sim.service import ServerPool
 
 DAY = 86400.0
 VERSION = "sim-operations@1"
@@ -44,29 +42,10 @@ def run_operations(
     seed = scenario.seed if seed is None else seed
     gen = np.random.default_rng(seed)
     env = simpy.Environment()
-    times = spec.service_times()
-    samplers = {name: model.sampler(gen) for name, model in times.items()}
-    default = samplers.get("heartbeat") or next(iter(samplers.values()))
-
-    def service(purpose: str) -> float:
-        return (samplers.get(purpose) or default)()
-
-    fleet = expand(scenario)
-    regions = sorted({s.dm_region for s in fleet.sites})
-    servers = times["enroll"].servers if "enroll" in times else 1
-    pools = {r: ServerPool(env, r, spec.replicas.get(r, servers)) for r in regions}
-    matrix = latency_matrix()
+    service, fleet, pools, matrix, configs = dm_world(
+        scenario, spec, gen, env, renew_before_s=spec.renew_before_days * DAY
+    )
     timing = scenario.timing
-    configs = {
-        r: AgentConfig(
-            dm_url=f"https://dm.{r}.sim",
-            heartbeat_s=timing.heartbeat_s,
-            telemetry_s=timing.telemetry_s,
-            ntp_interval_s=timing.ntp_interval_s,
-            renew_before_s=spec.renew_before_days * DAY,
-        )
-        for r in regions
-    }
     within = scenario.enroll_phase.within_s
     with gc_paused():
         power_on = np.sort(gen.uniform(0, within, fleet.size)).tolist()
