@@ -298,17 +298,19 @@ class ConferenceSession:
         return out
 
     def _end(self) -> list[Action]:
-        """Tell everyone and close their connections, drop the chat, close recording and CDR."""
+        """Drop the chat, close recording and CDR, then tell everyone and close their connections."""
         if self.ended:
             return []
         self.ended = True
         self.chat.close()
-        out = self._follow(self.lobby.handle(lb.Dissolve()))
+        # The record is closed before anyone is told, so a participant who saw the end reads it.
+        out: list[Action] = []
         if self.recording is not None:
             out.append(StopRecording(self.recording.recording_id))
             self.recording = None
         if self.call_open:
             out.append(CloseCall(self.call_id))
+        out += self._follow(self.lobby.handle(lb.Dissolve()))
         self.legs.clear()
         self.kinds.clear()
         self.streaming_notice = None
