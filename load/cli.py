@@ -6,7 +6,9 @@
 A run provisions its devices and accounts through the admin APIs, runs Locust headless in its own
 processes (a master and K workers on 127.0.0.1 with `--workers K`), writes Locust's CSV, HTML and
 JSON to reports/out/load/<scenario>/, and exits non-zero when the failure ratio or a p95 passes the
-scenario's thresholds. `--master-host H` joins a master elsewhere as one more worker.
+scenario's thresholds. A scenario with `operations` (a config push and a renewal wave by its
+operator user) also reports them as the DM service recorded them (operations.json), and exits
+non-zero when one did not reach every device. `--master-host H` joins a master elsewhere as one more worker.
 """
 
 from __future__ import annotations
@@ -142,7 +144,23 @@ def run(
         typer.echo(f"no verdict: Locust ended with {result.exit_code}; see {result.logs[0]}")
         raise typer.Exit(result.exit_code or 2)
     print_summary(json.loads(verdict_file.read_text()), run_dir)
-    raise typer.Exit(result.exit_code)
+    code = result.exit_code
+    if load.operations is not None:
+        code = max(code, report_operations(made, load.operations.model_dump(), run_dir))
+    raise typer.Exit(code)
+
+
+def report_operations(made: dict[str, Any], schedule: dict[str, Any], run_dir: Path) -> int:
+    """The config push and renewal wave as the DM service recorded them: operations.json, the
+    summary lines, and 1 when a scheduled one did not reach every device."""
+    from load.operations import format_report, operations_report
+
+    report = operations_report(made, run_dir, schedule)
+    (run_dir / "operations.json").write_text(json.dumps(report, indent=1))
+    for line in format_report(report):
+        typer.echo(line)
+    typer.echo(f"operations: {run_dir}/operations.json")
+    return 0 if report["complete"] else 1
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The five kinds of Locust user, their Locust class names, and the names of request statistics.
+"""The six kinds of Locust user, their Locust class names, and the names of request statistics.
 
 Statistics are grouped by endpoint kind, never by URL or device: `dm telemetry`, `dm enroll`,
 `admin push config`, `meeting join`. These names are what the CSV, the HTML report, the thresholds
@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-UserKind = Literal["device", "undeployed", "admin", "participant", "moderator"]
-USER_KINDS: tuple[UserKind, ...] = ("device", "undeployed", "admin", "participant", "moderator")
+UserKind = Literal["device", "undeployed", "admin", "operator", "participant", "moderator"]
+USER_KINDS: tuple[UserKind, ...] = (
+    "device",
+    "undeployed",
+    "admin",
+    "operator",
+    "participant",
+    "moderator",
+)
 
 # user kind -> the Locust User class in scenarios/locust/
 LOCUST_CLASSES: dict[UserKind, str] = {
     "device": "DmDevice",
     "undeployed": "UndeployedDmDevice",
     "admin": "DmAdministrator",
+    "operator": "DmOperator",
     "participant": "MeetingParticipant",
     "moderator": "MeetingModerator",
 }
@@ -26,6 +34,7 @@ TASKS: dict[UserKind, tuple[str, ...]] = {
     "device": ("heartbeat", "telemetry"),
     "undeployed": ("enroll",),
     "admin": ("list_devices", "push_config", "read_alerts"),
+    "operator": ("operate",),
     "participant": ("meeting",),
     "moderator": ("meeting",),
 }

@@ -151,7 +151,7 @@ def provision(scenario: LoadScenario, stack: Stack, users: int | None = None) ->
     dm_targets: dict[str, DmTarget] = {}
     try:
         for fleet in scenario.fleets:
-            if need.get("device") or need.get("admin") or need.get("undeployed"):
+            if any(need.get(k) for k in ("device", "admin", "operator", "undeployed")):
                 dm_targets[fleet.name] = DmTarget(fleet, stack, run_id)
         devices = device_identities(scenario.fleets, need.get("device", 0), run_id)
         for name, target in dm_targets.items():
@@ -167,6 +167,7 @@ def provision(scenario: LoadScenario, stack: Stack, users: int | None = None) ->
             for name, t in dm_targets.items()
         ]
         identities["admin"] = [admins[i % len(admins)] for i in range(need.get("admin", 0))]
+        identities["operator"] = [admins[i % len(admins)] for i in range(need.get("operator", 0))]
         # moderators and participants of each meeting fleet share its enterprise (a participant
         # joins only conferences of its own fleet)
         fleets = scenario.meeting_fleets

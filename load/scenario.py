@@ -12,6 +12,9 @@ exist. The `load` section says how Locust drives them:
         device:      {weight: 20, constant_throughput: 2.0, tasks: {heartbeat: 1, telemetry: 3}}
         undeployed:  {fixed_count: 1, constant_throughput: 1.0}
         admin:       {fixed_count: 1, constant_throughput: 0.5}
+      operations:                  # with an `operator` user: its config push and renewal wave
+        push_config_at_s: 3        # (the run then reports the devices' acknowledgements and the
+        renew_at_s: 8              # renewed certificates, as the DM service recorded them)
       thresholds:                  # the run fails (non-zero exit) past any of these
         fail_ratio: 0.01
         p95_ms: 2000
@@ -76,6 +79,15 @@ class Thresholds(Strict):
     )
 
 
+class Operations(Strict):
+    """What the `operator` user does once, at these seconds after it starts (null: never): push the
+    fleet's configuration profile, and ask every device of the fleet to renew its certificate (a
+    renewal wave). The report counts what the service recorded of the devices carrying them out."""
+
+    push_config_at_s: float | None = Field(default=None, ge=0)
+    renew_at_s: float | None = Field(default=None, ge=0)
+
+
 class LoadSpec(Strict):
     users: int = Field(default=10, ge=1)
     spawn_rate: float = Field(default=10.0, gt=0)
@@ -86,9 +98,14 @@ class LoadSpec(Strict):
         default=6.0, gt=0, description="how long a moderator keeps a locked conference open"
     )
     stop_timeout_s: float = Field(default=3.0, ge=0, description="let running tasks finish")
+    operations: Operations | None = Field(
+        default=None, description="the operator's config push and renewal wave"
+    )
 
     @model_validator(mode="after")
     def _tasks(self) -> LoadSpec:
+        if ("operator" in self.classes) != (self.operations is not None):
+            raise ValueError("an operator user and an operations section go together")
         for kind, spec in self.classes.items():
             unknown = sorted(set(spec.tasks) - set(TASKS[kind]))
             if unknown:

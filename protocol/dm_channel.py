@@ -40,10 +40,17 @@ class CommandKind(StrEnum):
     FACTORY_RESET = "factory_reset"  # {}: wipe identity, keys and settings; enroll only when
     # an administrator has deployed the device again
     LOG_LEVEL = "log_level"  # {"level": "debug"|"info"|"warning"|"error"}
+    RENEW_CERTIFICATE = "renew_certificate"  # {}: renew the certificate now, whatever time is
+    # left on it (a renewal wave: a key suspected, a CA moved), over RENEW_PATH as usual
 
 
 # Remote actions an administrator may send, single or bulk (the rest have endpoints of their own).
-REMOTE_ACTIONS = (CommandKind.REBOOT, CommandKind.FACTORY_RESET, CommandKind.LOG_LEVEL)
+REMOTE_ACTIONS = (
+    CommandKind.REBOOT,
+    CommandKind.FACTORY_RESET,
+    CommandKind.LOG_LEVEL,
+    CommandKind.RENEW_CERTIFICATE,
+)
 
 # Certificate renewal (over mutual TLS with the current certificate; the body holds a CSR made
 # with a new key): `{"csr_pem": ...}` -> 201 `{"certificate_pem", "ca_pem", "not_after"}`.

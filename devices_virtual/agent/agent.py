@@ -387,6 +387,8 @@ class DeviceAgent:
             self.log.set_level(level)
             self.log.add(now, INFO, "log level set to %s", level)
             return self._config_done(command_id, {"applied": True, "level": level})
+        if kind == CommandKind.RENEW_CERTIFICATE:
+            return self._renew_on_request(now, command_id)
         if kind == CommandKind.REBOOT:
             self.log.add(now, INFO, "rebooting on request (command %s)", command_id)
             return self._config_done(command_id, {"rebooting": True}) + self._reboot()
@@ -858,6 +860,19 @@ class DeviceAgent:
         self.log.add(now, INFO, "certificate ends in %.1f days: renewing", left / DAY)
         self._renewal = self._new_id("key:renew")
         return [NewKey(self._renewal)]
+
+    def _renew_on_request(self, now: float, command_id: Any) -> list[Action]:
+        """An administrator's renewal wave: acknowledge, then renew now (one renewal already under
+        way serves). Without a certificate there is nothing to renew: refused, with the reason."""
+        if self.cert_not_after is None or self.device_id is None:
+            result = {"renewing": False, "reason": "no certificate to renew"}
+            return self._config_done(command_id, result)
+        actions = self._config_done(command_id, {"renewing": True})
+        if self._renewal is None:
+            self.log.add(now, INFO, "renewing the certificate on request (command %s)", command_id)
+            self._renewal = self._new_id("key:renew")
+            actions.append(NewKey(self._renewal))
+        return actions
 
     def _key_ready(self, now: float, request_id: int, csr_pem: str) -> list[Action]:
         purpose = self._pending.pop(request_id, None)

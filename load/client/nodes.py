@@ -90,6 +90,9 @@ def settings_of(scenario: LoadScenario) -> dict[str, Any]:
     return {
         "name": scenario.name,
         "hold_s": scenario.load.hold_s,
+        "operations": (
+            scenario.load.operations.model_dump(mode="json") if scenario.load.operations else {}
+        ),
         "classes": {k: c.model_dump(mode="json") for k, c in scenario.load.classes.items()},
     }
 
@@ -97,6 +100,12 @@ def settings_of(scenario: LoadScenario) -> dict[str, Any]:
 def hold_s() -> float:
     """How long a moderator keeps a conference open for the lobby."""
     return float(NODE.settings.get("hold_s", 6.0))
+
+
+def operations() -> dict[str, Any]:
+    """The operator's schedule: `push_config_at_s`, `renew_at_s` (None: never)."""
+    schedule: dict[str, Any] = NODE.settings.get("operations") or {}
+    return schedule
 
 
 def apply_settings(environment: Environment, settings: dict[str, Any]) -> None:

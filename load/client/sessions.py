@@ -166,11 +166,12 @@ class DeviceSession(_Session):
 class AdminSession(_Session):
     """A DM enterprise administrator: a bearer token and the admin API."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, kind: UserKind = "admin") -> None:
         super().__init__(user)
-        identity, target = nodes.claim(user.environment, "admin")
+        identity, target = nodes.claim(user.environment, kind)
         self.url = target["dm"]["url"]
         self.profile_id = target["dm"]["profile_id"]
+        self.site_ids: list[str] = target["dm"]["site_ids"]
         self.token: str | None = None
         answer = self.call(
             "POST",

@@ -108,12 +108,18 @@ class DmAdmin:
         result: dict[str, Any] = checked(self.http.post(f"/v1/config/profiles/{profile_id}/push"))
         return result
 
+    def push_status(self, profile_id: int) -> dict[str, Any]:
+        """The profile's pushes as the devices acknowledged them (applied, refused)."""
+        result: dict[str, Any] = checked(self.http.get(f"/v1/config/profiles/{profile_id}/status"))
+        return result
+
     def request_diagnostics(self, device_id: str) -> dict[str, Any]:
         result: dict[str, Any] = checked(self.http.post(f"/v1/devices/{device_id}/diagnostics"))
         return result
 
     def device_action(self, device_id: str, action: str, **payload: Any) -> dict[str, Any]:
-        """A remote action for one device: reboot, factory_reset, log_level (level=...)."""
+        """A remote action for one device: reboot, factory_reset, log_level (level=...),
+        renew_certificate."""
         body = {"action": action, **payload}
         result: dict[str, Any] = checked(
             self.http.post(f"/v1/devices/{device_id}/actions", json=body)
@@ -133,8 +139,11 @@ class DmAdmin:
             raise DmError(response)
         return response.content
 
-    def oplog(self, limit: int = 200) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = checked(self.http.get("/v1/oplog", params={"limit": limit}))
+    def oplog(self, limit: int = 200, action: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if action is not None:
+            params["action"] = action
+        result: list[dict[str, Any]] = checked(self.http.get("/v1/oplog", params=params))
         return result
 
     # -- firmware and rollouts ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The agent's identity lifecycle, sans-IO: certificate renewal before expiry on its NTP-set clock,
-and the remote actions of the command channel (reboot, factory reset, log level)."""
+and the remote actions of the command channel (reboot, factory reset, log level, renewal wave)."""
 
 from __future__ import annotations
 
@@ -169,6 +169,30 @@ def test_log_level_takes_effect_and_an_unknown_level_is_refused_naming_it() -> N
     (ack,) = of(SendChannel, channel_command(agent, at, 7, "log_level", level="loud"))
     assert ack.message["result"]["applied"] is False and ack.message["result"]["key"] == "level"
     assert agent.log.level == "debug"
+
+
+def test_a_renewal_wave_renews_at_once_whatever_time_is_left_and_only_once() -> None:
+    agent = make_agent()
+    at = online(agent)  # 300 days left: no renewal of its own
+    actions = channel_command(agent, at, 8, "renew_certificate")
+    (ack,) = of(SendChannel, actions)
+    assert ack.message == {"type": "ack", "command_id": 8, "result": {"renewing": True}}
+    (new_key,) = of(NewKey, actions)
+    assert actions.index(ack) < actions.index(new_key)
+    # the same wave delivered again, or a second one while this renewal runs: no second key
+    assert not of(NewKey, channel_command(agent, at, 8, "renew_certificate"))
+    assert not of(NewKey, channel_command(agent, at, 9, "renew_certificate"))
+    (renewal,) = agent.handle(KeyReady(at, new_key.request_id, "CSR-WAVE"))
+    assert renewal.url == DM + "/v1/device/certificate" and renewal.mtls
+
+
+def test_a_renewal_wave_reaching_a_device_without_a_certificate_is_refused() -> None:
+    agent = make_agent()
+    boot(agent, 0.0, EPOCH)  # asked to enroll, no answer yet
+    actions = channel_command(agent, 1.0, 3, "renew_certificate")
+    (ack,) = of(SendChannel, actions)
+    assert ack.message["result"] == {"renewing": False, "reason": "no certificate to renew"}
+    assert not of(NewKey, actions)
 
 
 def test_a_factory_reset_wipes_the_identity_and_the_device_only_asks_to_enroll_again() -> None:

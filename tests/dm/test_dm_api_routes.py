@@ -33,6 +33,7 @@ SERVED = {
     ("DELETE", "/v1/devices/{device_id}"),
     ("POST", "/v1/config/profiles"),
     ("POST", "/v1/config/profiles/{profile_id}/push"),
+    ("GET", "/v1/config/profiles/{profile_id}/status"),
     ("GET", "/v1/config/drift"),
     ("POST", "/v1/devices/{device_id}/diagnostics"),
     ("GET", "/v1/diagnostics"),

@@ -84,6 +84,8 @@ def test_site_push_reaches_that_site_only_and_versions_are_acknowledged(
     ).json()
     push = dm_admin.http.post(f"/v1/config/profiles/{profile['profile_id']}/push").json()
     assert sorted(push["device_ids"]) == sorted(d.device_id for d in here)
+    before = dm_admin.push_status(profile["profile_id"])
+    assert (before["devices"], before["acknowledged"], before["applied"]) == (3, 0, 0)
 
     async def all_devices() -> list[list[dict[str, Any]]]:
         return await asyncio.gather(*(receive_commands(d, url, ca, 1) for d in here))
@@ -98,6 +100,14 @@ def test_site_push_reaches_that_site_only_and_versions_are_acknowledged(
     # every device of the site acknowledged exactly the pushed version; the other one has none
     assert [listed[d.device_id]["configuration_version"] for d in here] == ["quiet@1"] * 3
     assert listed[elsewhere.device_id]["configuration_version"] is None
+    # the push's status counts the devices' own acknowledgements
+    status = dm_admin.push_status(profile["profile_id"])
+    assert status["version"] == "quiet@1" and status["devices"] == 3
+    assert (status["acknowledged"], status["applied"], status["refused"]) == (3, 3, 0)
+    missing = dm_admin.http.get("/v1/config/profiles/999999/status")
+    assert missing.status_code == 404 and missing.json()["field"] == "profile_id"
+    pushes = dm_admin.oplog(50, "config.push")
+    assert [e["action"] for e in pushes] == ["config.push"]
 
     async def nothing_for_elsewhere() -> None:
         async with websockets.connect(ws_url(url), ssl=elsewhere.ssl_context(ca)) as ws:

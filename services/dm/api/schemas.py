@@ -207,6 +207,17 @@ class ConfigPushOut(Out):
     device_ids: list[str]
 
 
+class ConfigPushStatusOut(Out):
+    version: str = Field(description="the profile's newest version, name@N")
+    commands: int = Field(description="config commands of that version queued (every push)")
+    devices: int = Field(description="devices they went to")
+    delivered: int
+    acknowledged: int = Field(description="acknowledged by the device")
+    applied: int
+    refused: int
+    reasons: dict[str, int] = Field(description="'key: reason' the devices gave -> how many")
+
+
 class DriftOut(Out):
     device_id: str
     profile: str

@@ -21,7 +21,13 @@ from services.dm.domain.accounts import AdminIdentity
 from services.dm.domain.catalogue import check_model
 from services.dm.domain.commands import queue_command
 from services.dm.domain.config_schema import keys_for_model, validate_values
-from services.dm.store.models import ConfigProfile, Device, OperationLogEntry, Site
+from services.dm.store.models import (
+    ConfigProfile,
+    Device,
+    DeviceCommand,
+    OperationLogEntry,
+    Site,
+)
 
 TARGET_KEYS = ("site_id", "model", "tag")
 
@@ -165,3 +171,50 @@ def drift(session: Session, admin: AdminIdentity) -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+def push_status(session: Session, admin: AdminIdentity, profile_id: int) -> dict[str, Any]:
+    """What became of the pushes of a profile's newest version, from the devices' own
+    acknowledgements: commands queued, delivered, acknowledged, and of those applied or refused
+    (with the key and reason the device gave, counted by reason)."""
+    profile = session.get(ConfigProfile, profile_id)
+    if profile is None or profile.enterprise_id != admin.enterprise_id:
+        raise NotFound("no such configuration profile", field="profile_id")
+    version = version_label(profile)
+    rows = session.execute(
+        select(DeviceCommand)
+        .join(Device, Device.id == DeviceCommand.device_id)
+        .where(
+            Device.enterprise_id == admin.enterprise_id,
+            DeviceCommand.kind == CommandKind.CONFIG,
+        )
+    ).scalars()
+    status: dict[str, Any] = {
+        "version": version,
+        "commands": 0,
+        "devices": 0,
+        "delivered": 0,
+        "acknowledged": 0,
+        "applied": 0,
+        "refused": 0,
+        "reasons": {},
+    }
+    devices: set[str] = set()
+    for command in rows:
+        if command.payload.get("version") != version:
+            continue
+        status["commands"] += 1
+        devices.add(command.device_id)
+        status["delivered"] += command.delivered_at is not None
+        if command.acked_at is None:
+            continue
+        status["acknowledged"] += 1
+        result = command.result or {}
+        if result.get("applied") is True:
+            status["applied"] += 1
+        else:
+            status["refused"] += 1
+            reason = f"{result.get('key')}: {result.get('reason')}"
+            status["reasons"][reason] = status["reasons"].get(reason, 0) + 1
+    status["devices"] = len(devices)
+    return status

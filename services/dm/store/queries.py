@@ -13,13 +13,12 @@ def device_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Device)) or 0
 
 
-def operation_log(session: Session, enterprise_id: str, limit: int) -> list[OperationLogEntry]:
-    """The newest `limit` entries of one enterprise's operation log, newest first."""
-    return list(
-        session.scalars(
-            select(OperationLogEntry)
-            .where(OperationLogEntry.enterprise_id == enterprise_id)
-            .order_by(OperationLogEntry.id.desc())
-            .limit(limit)
-        )
-    )
+def operation_log(
+    session: Session, enterprise_id: str, limit: int, action: str | None = None
+) -> list[OperationLogEntry]:
+    """The newest `limit` entries of one enterprise's operation log (of one action, if given),
+    newest first."""
+    query = select(OperationLogEntry).where(OperationLogEntry.enterprise_id == enterprise_id)
+    if action is not None:
+        query = query.where(OperationLogEntry.action == action)
+    return list(session.scalars(query.order_by(OperationLogEntry.id.desc()).limit(limit)))

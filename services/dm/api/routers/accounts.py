@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from services.dm.api.deps import AdminAuth, State
 from services.dm.api.schemas import (
@@ -47,9 +47,14 @@ async def login(body: LoginIn, state: State) -> LoginOut:
 
 
 @router.get("/v1/oplog", response_model=list[OperationLogEntryOut])
-async def operation_log(admin: AdminAuth, limit: int = 200) -> list[dict[str, object]]:
-    """The enterprise's newest operation log entries, newest first (`limit` 1 to 1000)."""
+async def operation_log(
+    admin: AdminAuth, limit: int = 200, action: str | None = Query(default=None, max_length=100)
+) -> list[dict[str, object]]:
+    """The enterprise's newest operation log entries, newest first (`limit` 1 to 1000), of one
+    `action` (e.g. `device.certificate_renew`) if given."""
     limit = max(1, min(limit, OPLOG_PAGE_MAX))
     return await admin.run(
-        lambda s, who: [e.as_dict() for e in queries.operation_log(s, who.enterprise_id, limit)]
+        lambda s, who: [
+            e.as_dict() for e in queries.operation_log(s, who.enterprise_id, limit, action)
+        ]
     )

@@ -9,7 +9,13 @@ from fastapi import APIRouter
 
 from services.dm.api.delivery import deliver
 from services.dm.api.deps import AdminAuth, State
-from services.dm.api.schemas import ConfigProfileIn, ConfigProfileOut, ConfigPushOut, DriftOut
+from services.dm.api.schemas import (
+    ConfigProfileIn,
+    ConfigProfileOut,
+    ConfigPushOut,
+    ConfigPushStatusOut,
+    DriftOut,
+)
 from services.dm.domain import configuration
 
 router = APIRouter(tags=["configuration"])
@@ -40,6 +46,12 @@ async def push_profile(profile_id: int, admin: AdminAuth, state: State) -> Confi
     )
     online = await deliver(state, device_ids)
     return ConfigPushOut(devices=len(device_ids), delivered_now=online, device_ids=device_ids)
+
+
+@router.get("/v1/config/profiles/{profile_id}/status", response_model=ConfigPushStatusOut)
+async def push_status(profile_id: int, admin: AdminAuth) -> dict[str, Any]:
+    """The pushes of the profile's newest version as the devices acknowledged them."""
+    return await admin.run(lambda s, who: configuration.push_status(s, who, profile_id))
 
 
 @router.get("/v1/config/drift", response_model=list[DriftOut])

@@ -1,5 +1,6 @@
 """A device identity after enrollment: certificate renewal (the device, over mutual TLS) and remote
-actions (an administrator: reboot, factory reset, log level; one device or many).
+actions (an administrator: reboot, factory reset, log level, renew certificate; one device or
+many).
 
 Re-deploying an un-deployed or reset device is `POST /v1/devices` again (routers/fleet.py)."""
 
@@ -81,7 +82,8 @@ async def _request(
 async def device_action(
     device_id: str, body: RemoteActionIn, admin: AdminAuth, state: State
 ) -> RemoteActionOut:
-    """One device: `{"action": "reboot"|"factory_reset"|"log_level", "level": ...}`."""
+    """One device: `{"action": "reboot"|"factory_reset"|"log_level"|"renew_certificate",
+    "level": ...}`."""
     if body.device_ids is not None or body.target is not None:
         raise Invalid("the path names the device", field="device_ids")
     return await _request(body, admin, state, [device_id], None)
