@@ -108,6 +108,12 @@ Feature: Meetings: roles, conferences, lobby, chat, recording, records and reten
     And a customize role with "record" is refused naming the field "permissions.0"
     And an operation manager cannot give anyone the role "meeting_manager"
 
+  @live @MT-11
+  Scenario: Segment resources and Teams access gate their endpoints by role
+    Given an enterprise in meeting region "na" with the users "Ada"
+    When the administrator defines a customize role with "segment.resources, teams.access"
+    Then the segment resources and Teams access endpoints answer only the roles holding them
+
   @live @MT-13 @MT-15
   Scenario: Call records and user data are deleted 180 days after the contract ends, not before
     Given an enterprise in meeting region "eu" whose contract ended 10 days ago, with a finished call

@@ -476,6 +476,38 @@ def custom_refused(mt: dict[str, Any], permission: str, field: str) -> None:
     common.answer_names_field(response.status_code, body_of(response), 422, field)
 
 
+GATED_PROBES: dict[str, tuple[str, str, str]] = {
+    # permission -> (method, path, body kind): a write each, the permission's whole purpose
+    "segment.resources": ("POST", "/v1/segments", "segment"),
+    "teams.access": ("PUT", "/v1/enterprise/teams-access", "teams"),
+}
+
+
+@then("the segment resources and Teams access endpoints answer only the roles holding them")
+def segment_and_teams_gated(mt: dict[str, Any]) -> None:
+    admin = mt["admin"]
+    holders = {"administrator": admin}
+    for role in ("user", "operation_manager", "meeting_operator", "meeting_manager"):
+        holders[role] = admin.member(f"{role} gate", role)
+    holders["customize"] = admin.member(
+        "customize gate", "customize", mt["custom_role"]["custom_role_id"]
+    )
+    statuses: dict[str, int] = {}
+    allowed: dict[str, bool] = {}
+    for role, api in holders.items():
+        held = set(api.call("GET", "/v1/me")["permissions"])
+        for permission, (method, path, kind) in GATED_PROBES.items():
+            body: dict[str, Any] = (
+                {"name": f"gate-{secrets.token_hex(3)}", "recording_minutes": 30}
+                if kind == "segment"
+                else {"interop_enabled": True}
+            )
+            probe = f"{role} {method} {path}"
+            statuses[probe] = api.request(method, path, json=body).status_code
+            allowed[probe] = permission in held
+    checks.gated_by_permission(statuses, allowed)
+
+
 @then(parsers.parse('an operation manager cannot give anyone the role "{role}"'))
 def ops_cannot_assign(mt: dict[str, Any], role: str) -> None:
     ops = mt["admin"].member("Ops", "operation_manager")

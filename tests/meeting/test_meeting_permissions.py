@@ -131,6 +131,12 @@ def _probe(api: MeetingApi, permission: str) -> int:
         "meeting.manage": ("GET", "/v1/conferences?scope=all", None),
         "statistics": ("GET", "/v1/statistics/cdr", None),
         "enterprise.settings": ("GET", "/v1/oplog", None),
+        "segment.resources": (
+            "POST",
+            "/v1/segments",
+            {"name": f"probe-{secrets.token_hex(3)}", "recording_minutes": 60},
+        ),
+        "teams.access": ("PUT", "/v1/enterprise/teams-access", {"interop_enabled": True}),
     }
     method, path, body = probes[permission]
     return api.request(method, path, json=body).status_code
@@ -144,6 +150,8 @@ API_PERMISSIONS = [
     "meeting.manage",
     "statistics",
     "enterprise.settings",
+    "segment.resources",
+    "teams.access",
 ]
 
 

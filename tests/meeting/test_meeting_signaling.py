@@ -236,6 +236,34 @@ def test_chat_and_recording_only_where_enabled(admin_sa: MeetingApi) -> None:
     run(allowed())
 
 
+def test_a_segment_without_recording_quota_left_cannot_start_a_recording(
+    admin_sa: MeetingApi,
+) -> None:
+    owner, capped = admin_sa.member("Owner Ten"), admin_sa.member("Cora Capped")
+    segment = admin_sa.call(
+        "POST",
+        "/v1/segments",
+        json={"name": "No recording", "members": [capped.account_id], "recording_minutes": 0},
+    )
+    assert segment["members"] == [capped.account_id] and segment["recording_minutes"] == 0
+    cid = owner.create_conference("Quota")["conference_id"]
+
+    async def scenario() -> None:
+        a, c = await joined(owner, cid), await joined(capped, cid)
+        await c.send({"type": "record", "action": "start"})
+        error = await c.expect("error")
+        assert error["error"] == "Forbidden" and "quota of 0 minutes" in error["reason"]
+        # the negative control: the owner is in no segment and records
+        await a.send({"type": "record", "action": "start"})
+        assert (await a.expect("notice"))["kind"] == "recording.started"
+        await a.send({"type": "record", "action": "stop"})
+        await a.expect("notice")
+        for s in (a, c):
+            await s.__aexit__()
+
+    run(scenario())
+
+
 def test_recording_in_sa_stays_in_sa_and_everyone_is_told_who_records(
     admin_sa: MeetingApi, meeting_stack: Stack
 ) -> None:

@@ -252,6 +252,19 @@ def cannot_assign_role(created_role: str | None, status: int) -> None:
     require(status == 403, f"the operation manager's role change got {status}, not 403")
 
 
+@check("meeting")
+def gated_by_permission(statuses: Mapping[str, int], holders: Mapping[str, bool]) -> None:
+    """Each probe (`role -> endpoint`) succeeds (2xx) exactly where the role holds the endpoint's
+    permission, and is refused with 403 everywhere else."""
+    selected(statuses, "probed endpoints")
+    for probe, status in statuses.items():
+        allowed = holders[probe]
+        if allowed:
+            require(200 <= status < 300, f"{probe} holds the permission and got {status}")
+        else:
+            require(status == 403, f"{probe} lacks the permission and got {status}, not 403")
+
+
 # -- MT-13, MT-14, MT-15 --------------------------------------------------------------------------
 
 

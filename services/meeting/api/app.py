@@ -29,6 +29,7 @@ from services.meeting.api.routers import (
     enterprise,
     public,
     recordings,
+    segments,
     signaling,
     statistics,
 )
@@ -38,7 +39,17 @@ from services.meeting.relay.files import INTEROP_TOKEN_FILE, PSTN_TOKEN_FILE
 from services.meeting.store.conference_store import ConferenceStore
 
 DEFAULT_LATENCY_FILE = Path(__file__).resolve().parents[1] / "config" / "latency.yaml"
-ROUTERS = (public, auth, accounts, enterprise, conferences, recordings, statistics, signaling)
+ROUTERS = (
+    public,
+    auth,
+    accounts,
+    enterprise,
+    segments,
+    conferences,
+    recordings,
+    statistics,
+    signaling,
+)
 
 
 def load_latency_matrix(path: Path | None = None) -> placement.LatencyMatrix:

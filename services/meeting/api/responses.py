@@ -96,6 +96,18 @@ class CustomRoleOut(Out):
     permissions: list[str]
 
 
+class SegmentOut(Out):
+    segment_id: str
+    name: str
+    members: list[str]
+    recording_minutes: int | None
+    recorded_minutes: float
+
+
+class TeamsAccessOut(Out):
+    interop_enabled: bool
+
+
 class RoomSystemCreated(Out):
     account_id: str
     registration_code: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 
 def _printable(value: str) -> str:
@@ -66,6 +66,27 @@ class RoleIn(Strict):
 class CustomRoleIn(Strict):
     name: Name
     permissions: list[Ident] = Field(max_length=32)
+
+
+RecordingMinutes = Annotated[StrictInt, Field(ge=0, le=10_000_000)]
+
+
+class SegmentIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+    members: list[Ident] = Field(default_factory=list, max_length=10_000)
+    recording_minutes: RecordingMinutes | None = None
+
+
+class SegmentResourcesIn(Strict):
+    recording_minutes: RecordingMinutes | None
+
+
+class SegmentMembersIn(Strict):
+    members: list[Ident] = Field(max_length=10_000)
+
+
+class TeamsAccessIn(Strict):
+    interop_enabled: StrictBool
 
 
 class RoomSystemIn(Strict):

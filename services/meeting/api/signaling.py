@@ -33,6 +33,7 @@ from services.common.clock import Clock
 from services.common.errors import DomainError, Forbidden, Invalid, Unauthenticated
 from services.meeting.api.media_keys import MediaKeyHook, NoMediaKeys
 from services.meeting.api.signaling_auth import SignIn, SocketAuthenticator, bearer
+from services.meeting.domain import permissions as perms
 from services.meeting.domain import recording
 from services.meeting.domain.accounts import Identity
 from services.meeting.domain.ids import new_id
@@ -303,6 +304,8 @@ class Signaling:
             return Chat(pid, message.get("text"), message.get("to"), policy.chat_enabled, now)
         if kind == MessageType.RECORD:
             if action == RecordAction.START:
+                if policy.recording_enabled and perms.RECORD in permissions:
+                    await self.store.check_recording_quota(conn.identity.account_id)
                 return RecordStart(pid, new_id(), permissions, policy.recording_enabled, now)
             return RecordStop(pid, now)
         streaming = policy.live_streaming_enabled

@@ -23,11 +23,11 @@ from starlette.requests import HTTPConnection
 from services.common.errors import Invalid, Unauthenticated
 from services.meeting.domain import permissions as perms
 from services.meeting.domain.accounts import Identity
-from services.meeting.domain.legs import INTEROP_KINDS, LegKind
+from services.meeting.domain.legs import INTEROP_CALLER, INTEROP_KINDS, LegKind
 from services.meeting.store.conference_store import ConferenceStore
 
 PSTN = "pstn"
-INTEROP = "interop"
+INTEROP = INTEROP_CALLER
 CALLER_PATTERN = re.compile(r"^\+?[0-9]{3,15}$")
 
 

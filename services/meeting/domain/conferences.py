@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.passwords import hash_password, verify_password
-from services.meeting.domain import ids
+from services.meeting.domain import ids, segments
 from services.meeting.domain import permissions as perms
 from services.meeting.domain.accounts import Identity, log
+from services.meeting.domain.legs import INTEROP_CALLER
 from services.meeting.domain.placement import LatencyMatrix, place
 from services.meeting.store.models import Conference
 
@@ -211,6 +212,8 @@ def check_join(
     """May this caller enter (the lobby of) the conference? Returns it when so."""
     actor.require(perms.CALL)
     conference = locate(session, conference_id, region)
+    if actor.kind == INTEROP_CALLER:  # Teams access: the enterprise admits gateway legs or not
+        segments.check_interop_allowed(session, conference.enterprise_id)
     if conference.password_hash is not None and (
         not isinstance(password, str) or not verify_password(conference.password_hash, password)
     ):

@@ -17,6 +17,11 @@ SIPS_TRANSPORT = "sips+srtp"
 H323_TRANSPORT = "h323+h235"
 
 
+# The `kind` of the identity the interop gateway signs its callers in with (a third-party room
+# system, not an account of any enterprise).
+INTEROP_CALLER = "interop"
+
+
 class LegKind(StrEnum):
     CLIENT = "client"  # the service's own clients and room systems
     PSTN = "pstn"  # a phone caller brought in by the region's PSTN gateway

@@ -35,7 +35,7 @@ from protocol.signaling import RecordAction
 from services.common.blobstore import BlobNotFound, BlobStore
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.meeting.domain import permissions as perms
-from services.meeting.domain import recording_media
+from services.meeting.domain import recording_media, segments
 from services.meeting.domain.accounts import Identity, log
 from services.meeting.domain.ids import is_plain_id, new_id
 from services.meeting.store.models import Account, Conference, Enterprise, Recording
@@ -179,6 +179,7 @@ def start(
     if enterprise is None or not enterprise.recording_enabled:
         raise Forbidden("the administrator has not enabled recording", field="action")
     actor.require(perms.RECORD)
+    segments.check_recording_quota(session, actor.account_id, now)
     return begin(session, storage, conference, actor.account_id, participant_accounts, now)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.clock import Clock
 from services.common.db import transaction
-from services.meeting.domain import accounts, cdr, conferences, recording
+from services.meeting.domain import accounts, cdr, conferences, recording, segments
 from services.meeting.domain.accounts import Identity
 from services.meeting.store.models import Conference, Enterprise
 
@@ -80,6 +80,11 @@ class ConferenceStore:
             )
 
         return await self._run(check)
+
+    async def check_recording_quota(self, account_id: str) -> None:
+        """Refuse (Forbidden) a recording by a member of a segment whose quota is used up."""
+        now = self.clock.now()
+        await self._run(lambda s: segments.check_recording_quota(s, account_id, now))
 
     async def policy(self, enterprise_id: str) -> EnterprisePolicy:
         def read(s: Session) -> EnterprisePolicy:

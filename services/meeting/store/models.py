@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +40,9 @@ class Enterprise(Base):
     recording_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     live_streaming_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     recording_view_restricted: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Teams access: may the region's interop gateway (SIP, H.323) bring third-party room systems
+    # into this enterprise's conferences
+    interop_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class CustomRole(Base):
@@ -144,6 +148,27 @@ class Recording(Base):
     file_name: Mapped[str] = mapped_column(String(64))
     wrapped_key: Mapped[str] = mapped_column(String(200))
     size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Segment(Base):
+    """A group of an enterprise's accounts and the resources an administrator gave it: a recording
+    quota in minutes for its members together (None: no quota)."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("enterprise_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    recording_minutes: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class SegmentMember(Base):
+    """An account's segment: one at most (the account is the key)."""
+
+    __tablename__ = "segment_members"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    segment_id: Mapped[str] = mapped_column(ForeignKey("segments.id"), index=True)
 
 
 class OperationLogEntry(OperationLogMixin, Base):

@@ -336,6 +336,27 @@ CONTROLS: list[Controls] = [
         single="one created role and one HTTP status: there is nothing to select",
     ),
     Controls(
+        meeting.gated_by_permission,
+        {
+            "statuses": {"customize POST /v1/segments": 201, "user POST /v1/segments": 403},
+            "holders": {"customize POST /v1/segments": True, "user POST /v1/segments": False},
+        },
+        {
+            "holder-refused": (
+                {"statuses": {"customize POST /v1/segments": 403, "user POST /v1/segments": 403}},
+                "holds the permission and got 403",
+            ),
+            "other-let-in": (
+                {"statuses": {"customize POST /v1/segments": 201, "user POST /v1/segments": 201}},
+                "lacks the permission and got 201",
+            ),
+            "other-erred": (
+                {"statuses": {"customize POST /v1/segments": 201, "user POST /v1/segments": 500}},
+                "got 500, not 403",
+            ),
+        },
+    ),
+    Controls(
         meeting.retained_until_deadline,
         {"rows": {"accounts": 2, "call_records": 1, "conferences": 1}, "me_status": 200},
         {
