@@ -33,6 +33,13 @@ Feature: Fleet operations: health alerts, bulk configuration, remote diagnosis
       | meeting.subject  |
       | user.email       |
 
+  @live @DM-05
+  Scenario: Room systems asked for diagnostics upload their own bundles
+    Given 2 enrolled devices at the site and 1 enrolled device at another site
+    When the administrator requests diagnostics from every device at the site
+    Then each device at the site uploads a bundle of its own log, which the administrator downloads
+    And the device at the other site receives nothing
+
   @live @DM-05 @DM-08
   Scenario: A diagnostics bundle holds only diagnosis fields and stays with its enterprise
     Given a deployed and enrolled device

@@ -5,8 +5,10 @@ outbound command channels, the real device agent), running on an event loop of t
 background thread while the steps act as the administrator. The steps send no device-protocol
 message there: each agent applies the profile and acknowledges its version by itself. The
 telemetry-retention scenario runs a region of its own on a clock it moves, fed by a virtual device.
-The diagnostics scenario's device is a hand-made client that uploads what it is told to, extra fields
-included (a tampering device).
+The first diagnostics scenario's room systems are such virtual devices too: each agent uploads its own
+bundle by itself. The second's device is a hand-made client that uploads what it is told to, extra
+fields included (a tampering device). The configuration acknowledgements, the uploaded bundles and
+what the report shows of them are kept in the scenario's evidence (roomtrust.comply.shown).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from devices_virtual.scenario import parse_scenario
 from features.steps.dm_steps import _admin
 from protocol.dm_channel import ChannelMessageType
 from protocol.stack import Stack
+from roomtrust.comply import shown
 from roomtrust.comply.checks import common, dm_operations
+from roomtrust.comply.evidence import Evidence
+from roomtrust.comply.fixtures import evidence
 from roomtrust.harness.fleets import devices as fleet_devices
 from roomtrust.harness.fleets import fleet_scenario, start_fleet, wait_until
 from roomtrust.harness.manual import ManualRegion, manual_dm_region
@@ -42,6 +47,7 @@ from roomtrust.harness.stores import region_engine
 from services.dm.client import DeviceCredential
 
 T = TypeVar("T")
+FIXTURES = (evidence,)  # the scenario's evidence folder, for the steps that keep evidence
 WAIT_S = 60.0
 COMMANDS = sa.table(
     "device_commands",
@@ -232,11 +238,12 @@ def _push(ctx: dict[str, Any], key: str, value: int) -> None:
         f"p-{secrets.token_hex(2)}", {key: value}, {"site_id": ctx["site"]}
     )
     ctx["pushed"] = ctx["admin"].push_profile(profile["profile_id"])
+    ctx["profile_id"] = profile["profile_id"]
     ctx["version"] = f"{profile['name']}@{profile['version']}"
 
 
 @then("every device at the site receives the profile and acknowledges its version")
-def _received(stack: Stack, ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
+def _received(stack: Stack, ctx: dict[str, Any], twin_fleet: TwinFleet, evidence: Evidence) -> None:
     here: list[VirtualDevice] = ctx["here"]
     version = ctx["version"]
     # each agent acknowledges the version when it has applied it
@@ -258,6 +265,20 @@ def _received(stack: Stack, ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
     while None in acks.values() and time.monotonic() < deadline:
         time.sleep(0.3)
         acks = _acks(stack, ctx["region"], list(received), version)
+    status = ctx["admin"].push_status(ctx["profile_id"])
+    evidence.write_json("config-acknowledgements.json", {"acks": acks, "push_status": status})
+    evidence.show(
+        shown.CONFIG_ACKS,
+        {
+            "version": version,
+            "devices": len(acks),
+            "applied": sum(1 for r in acks.values() if r and r.get("applied") is True),
+            "service push status": {
+                k: status[k] for k in ("devices", "acknowledged", "applied", "refused")
+            },
+            "acknowledgements": acks,
+        },
+    )
     dm_operations.profile_acknowledged(acks, version)
 
 
@@ -309,6 +330,53 @@ def _no_drift(ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
         time.sleep(0.3)
         drift, listed = observed()
     dm_operations.no_drift(drift, ids, listed)
+
+
+@when("the administrator requests diagnostics from every device at the site")
+def _request_diag_all(ctx: dict[str, Any], twin_fleet: TwinFleet) -> None:
+    ids = twin_fleet.read(lambda: [str(d.agent.device_id) for d in ctx["here"]])
+    ctx["diagnostics"] = {
+        device_id: ctx["admin"].request_diagnostics(device_id)["command_id"] for device_id in ids
+    }
+
+
+@then("each device at the site uploads a bundle of its own log, which the administrator downloads")
+def _bundles_uploaded(ctx: dict[str, Any], evidence: Evidence) -> None:
+    requested: dict[str, int] = ctx["diagnostics"]
+
+    def listed() -> dict[str, str] | None:
+        rows = ctx["admin"].http.get("/v1/diagnostics").json()
+        found = {r["device_id"]: r["bundle_id"] for r in rows if r["device_id"] in requested}
+        return found if len(found) == len(requested) else None
+
+    deadline = time.monotonic() + 30
+    found = listed()
+    while found is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = listed()
+    ids = found or {}
+    bundles: dict[str, dict[str, Any] | None] = dict.fromkeys(requested)
+    for device_id, bundle_id in ids.items():
+        bundles[device_id] = json.loads(ctx["admin"].fetch_diagnostics(bundle_id))
+    evidence.write_json("diagnostics-bundles.json", {"bundle_ids": ids, "bundles": bundles})
+    evidence.show(
+        shown.DIAGNOSTICS_BUNDLES,
+        {
+            "asked": len(requested),
+            "uploaded": sum(1 for b in bundles.values() if b),
+            "bundles": {
+                device_id: {
+                    "bundle_id": ids.get(device_id),
+                    "fields": sorted(bundle) if bundle else None,
+                    "log_lines": sum(str(t).count("\n") for t in bundle["logs"].values())
+                    if bundle
+                    else 0,
+                }
+                for device_id, bundle in bundles.items()
+            },
+        },
+    )
+    dm_operations.bundles_uploaded_by_agents(requested, bundles)
 
 
 @when(parsers.parse('the administrator creates a profile with the key "{key}"'))

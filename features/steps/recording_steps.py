@@ -17,7 +17,7 @@ from features.steps.media_steps import Scene
 from media_core.sources import AudioSource
 from protocol.signaling import MessageType as T
 from protocol.signaling import NoticeKind, RecordAction
-from roomtrust.comply import audio
+from roomtrust.comply import audio, shown
 from roomtrust.comply.checks import common
 from roomtrust.comply.checks import media as checks
 from roomtrust.comply.checks import meeting as meeting_checks
@@ -85,6 +85,17 @@ def downloaded_plays(scene: Scene, hz1: int, hz2: int, evidence: Evidence) -> No
     measured = audio.measure(path, (hz1, hz2))
     measured["content_type"] = response.headers.get("content-type")
     evidence.write_json("recording-measured-by-sox.json", measured)
+    evidence.show(
+        shown.RECORDING_SPECTRUM,
+        {
+            "playable": measured.get("playable"),
+            "seconds": measured.get("duration"),
+            "tones dBFS": measured.get("levels_db"),
+            "references dBFS": measured.get("reference_db"),
+            "overall dBFS": measured.get("overall_db"),
+            "tool": measured.get("tool"),
+        },
+    )
     checks.recording_holds_tones(
         measured, (hz1, hz2), min_seconds=scene.facts["recorded_seconds"] - 1.0
     )

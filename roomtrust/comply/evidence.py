@@ -1,5 +1,6 @@
-"""Evidence of one scenario: a folder of files the report links to, and the rule that a step which
-selects things (endpoints, resources, packets, rows) fails when it selected nothing.
+"""Evidence of one scenario: a folder of files the report links to, what the scenario shows in the
+report itself (`show`: a label and a few figures, kept in `shown.json`), and the rule that a step
+which selects things (endpoints, resources, packets, rows) fails when it selected nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+SHOWN_FILE = "shown.json"
 
 
 class EmptySelection(AssertionError):
@@ -51,6 +53,21 @@ class Evidence:
         path = self.path(name)
         path.write_text(text)
         return path
+
+    def show(self, label: str, figures: dict[str, Any]) -> None:
+        """Put `figures` under `label` in the report itself, next to the scenario's verdict (a
+        scenario that must show something fails its claim when it did not: comply.shown)."""
+        path = self.path(SHOWN_FILE)
+        shown = json.loads(path.read_text()) if path.exists() else []
+        shown.append({"label": label, "figures": figures})
+        path.write_text(json.dumps(shown, indent=2, default=str))
+
+    def shown(self) -> list[dict[str, Any]]:
+        path = self.directory / SHOWN_FILE
+        if not path.exists():
+            return []
+        shown: list[dict[str, Any]] = json.loads(path.read_text())
+        return shown
 
     def files(self) -> list[Path]:
         if not self.directory.exists():

@@ -187,6 +187,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         text += f"\n{record['detail']}\n"
     evidence.write_text("outcome.txt", text)
     record["evidence"] = [p.relative_to(state.out).as_posix() for p in evidence.files()]
+    record["shown"] = evidence.shown()
 
 
 def _steps(item: pytest.Item) -> str:

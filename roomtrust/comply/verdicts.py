@@ -3,7 +3,8 @@
 The rules, in order:
 - a claim that no scenario is tagged with is UNCHECKED (with the reason from UNCHECKED.md), never
   PASS, however the rest of the run went;
-- any failed scenario, or a scenario that was due to run and never ran, makes it FAIL;
+- any failed scenario, or a scenario that was due to run and never ran, makes it FAIL (a scenario
+  that passed without showing what `comply.shown` requires of it counts as failed);
 - otherwise one passed scenario makes it PASS;
 - otherwise a skipped scenario, or one left out by --tags, leaves it UNCHECKED;
 - otherwise, when no target of this run could check any of its scenarios, NOT APPLICABLE.
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from roomtrust.claims import Claim
+from roomtrust.comply import shown as shown_rules
 from roomtrust.comply.catalogue import ScenarioRef, scenarios_by_claim
 from roomtrust.comply.selection import EXCLUDED, NOT_APPLICABLE, RUN, decide
 
@@ -36,6 +38,7 @@ class ScenarioOutcome:
     reason: str = ""
     evidence: list[str] = field(default_factory=list)
     runs: int = 0  # test items (an outline runs once per example)
+    shown: list[dict[str, Any]] = field(default_factory=list)  # Evidence.show, in the report
 
 
 @dataclass
@@ -112,8 +115,15 @@ def scenario_outcomes(
             outcomes.append(ScenarioOutcome(ref.key, ref.name, target, ERROR, why))
         else:
             status, reason = _aggregate(found)
+            shown = [entry for item in found for entry in item.get("shown", [])]
+            absent = shown_rules.missing(ref.name, shown)
+            if status == PASSED and absent:
+                status = FAILED
+                reason = f"passed without showing its evidence: {', '.join(absent)}"
             outcomes.append(
-                ScenarioOutcome(ref.key, ref.name, target, status, reason, evidence, len(found))
+                ScenarioOutcome(
+                    ref.key, ref.name, target, status, reason, evidence, len(found), shown
+                )
             )
     return outcomes
 

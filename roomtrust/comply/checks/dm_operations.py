@@ -106,6 +106,31 @@ def diagnosis_fields_only(bundle: Mapping[str, Any]) -> None:
 
 
 @check("dm_operations")
+def bundles_uploaded_by_agents(
+    requested: Mapping[str, Any], bundles: Mapping[str, Mapping[str, Any] | None]
+) -> None:
+    """Each device asked for diagnostics uploaded a bundle of its own by itself: the bundle
+    names that device, holds only the diagnosis fields, and its log is the agent's, telling of
+    the very command it carried out (`requested`: device ID -> the diagnostics command ID;
+    `bundles`: device ID -> the bundle the administrator downloaded, None when none came)."""
+    selected(requested, "devices asked for diagnostics")
+    absent = sorted(d for d in requested if bundles.get(d) is None)
+    require(not absent, f"devices that uploaded no bundle: {absent}")
+    for device_id, command_id in requested.items():
+        bundle = bundles[device_id] or {}
+        require(
+            bundle.get("device_id") == device_id,
+            f"the bundle for {device_id} names {bundle.get('device_id')!r}",
+        )
+        diagnosis_fields_only(bundle)
+        log = "".join(str(text) for text in (bundle.get("logs") or {}).values())
+        require(
+            f"diagnostics {command_id}: uploading the log" in log,
+            f"the log in {device_id}'s bundle is not its agent's account of command {command_id}",
+        )
+
+
+@check("dm_operations")
 def telemetry_kept(stored: int, now: int, days: int, retention_days: int) -> None:
     """Telemetry younger than the retention period is still stored after the retention job ran
     (`stored`: readings before, `now`: readings after, `days`: their age)."""

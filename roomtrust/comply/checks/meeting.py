@@ -257,6 +257,9 @@ def gated_by_permission(statuses: Mapping[str, int], holders: Mapping[str, bool]
     """Each probe (`role -> endpoint`) succeeds (2xx) exactly where the role holds the endpoint's
     permission, and is refused with 403 everywhere else."""
     selected(statuses, "probed endpoints")
+    chosen = [holders[probe] for probe in statuses]
+    require(not all(chosen), "every probed role holds the permission: nothing shows a 403")
+    require(any(chosen), "no probed role holds the permission: nothing shows it granted")
     for probe, status in statuses.items():
         allowed = holders[probe]
         if allowed:

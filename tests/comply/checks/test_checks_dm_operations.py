@@ -5,6 +5,7 @@ takes any profile key (`WeakDmRegion`)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,21 @@ from roomtrust.comply.fixture_regions import WeakDmRegion
 from roomtrust.comply.negative import Case, Controls, FeatureRun, all_cases
 
 pytest_plugins = ["pytester"]
+
+
+def _agent_bundle(device_id: str, command_id: int) -> dict[str, Any]:
+    log = f"1.0 INFO command {command_id} received: diagnostics\n"
+    log += f"1.0 INFO diagnostics {command_id}: uploading the log\n"
+    return {
+        "device_id": device_id,
+        "mac": "02:00:00:00:00:01",
+        "ip_address": "192.0.2.1",
+        "logs": {"agent.log": log},
+        "collected_at": "t",
+    }
+
+
+BUNDLE_D1, BUNDLE_D2 = _agent_bundle("d1", 7), _agent_bundle("d2", 8)
 
 CONTROLS: list[Controls] = [
     Controls(
@@ -129,6 +145,26 @@ CONTROLS: list[Controls] = [
                 "lacks ['logs']",
             ),
             "empty": ({"bundle": {}}, "selected no fields"),
+        },
+    ),
+    Controls(
+        dm_operations.bundles_uploaded_by_agents,
+        {"requested": {"d1": 7, "d2": 8}, "bundles": {"d1": BUNDLE_D1, "d2": BUNDLE_D2}},
+        {
+            "none-uploaded": ({"bundles": {"d1": BUNDLE_D1, "d2": None}}, "uploaded no bundle"),
+            "other-device": (
+                {"bundles": {"d1": BUNDLE_D1, "d2": BUNDLE_D1}},
+                "the bundle for d2 names 'd1'",
+            ),
+            "hand-made": (
+                {"bundles": {"d1": BUNDLE_D1, "d2": {**BUNDLE_D2, "logs": {"x.log": "ok"}}}},
+                "not its agent's account of command 8",
+            ),
+            "extra-field": (
+                {"bundles": {"d1": BUNDLE_D1, "d2": {**BUNDLE_D2, "screenshot": "png"}}},
+                "outside remote diagnosis",
+            ),
+            "empty": ({"requested": {}}, "selected no devices asked for diagnostics"),
         },
     ),
     Controls(

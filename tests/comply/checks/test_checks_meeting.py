@@ -354,6 +354,20 @@ CONTROLS: list[Controls] = [
                 {"statuses": {"customize POST /v1/segments": 201, "user POST /v1/segments": 500}},
                 "got 500, not 403",
             ),
+            "holders-only": (
+                {"statuses": {"customize POST /v1/segments": 201}},
+                "every probed role holds the permission",
+            ),
+            "nobody-holds": (
+                {
+                    "holders": {
+                        "customize POST /v1/segments": False,
+                        "user POST /v1/segments": False,
+                    }
+                },
+                "no probed role holds the permission",
+            ),
+            "empty": ({"statuses": {}}, "selected no probed endpoints"),
         },
     ),
     Controls(
