@@ -1,7 +1,8 @@
 """MT-07 live: the interop gateway process against the meeting region sa of the shared stack.
 
 SIP INVITEs over TLS with SRTP offers are admitted by the meeting's rules and recorded as encrypted
-legs; plain RTP offers, `sip:` URIs and non-TLS transports are refused; the process has no plain
+legs (unless the enterprise withdrew Teams access: then 403); plain RTP offers, `sip:` URIs and
+non-TLS transports are refused; the process has no plain
 SIP listener (its sockets are read with psutil and probed); TLS 1.1 is refused; an H.323 Setup
 without H.235 is released with securityDenied and one with H.235.6 is connected. Every check is
 also run against something that should fail it.
@@ -147,6 +148,34 @@ def test_a_plain_rtp_offer_is_refused_with_488_and_never_joins(
         await caller.close()
 
     run(scenario())
+    assert [leg["transport"] for leg in wait_for(lambda: legs(admin_sa, cid))] == ["sips+srtp"]
+
+
+def test_without_teams_access_the_gateway_s_room_systems_are_refused_and_never_join(
+    interop: GatewayProcess, admin_sa: MeetingApi
+) -> None:
+    cid = admin_sa.member("Tina Teams").create_conference("Interop gated")["conference_id"]
+    admin_sa.call("PUT", "/v1/enterprise/teams-access", json={"interop_enabled": False})
+
+    async def refused() -> None:
+        caller = await sip_caller(interop).connect()
+        answer = await caller.call(caller.invite(cid))
+        assert answer.status == 403, answer.header("Warning")
+        await caller.close()
+
+    run(refused())
+    assert legs(admin_sa, cid) == []
+    # the same call once the administrator allows the gateway: admitted
+    admin_sa.call("PUT", "/v1/enterprise/teams-access", json={"interop_enabled": True})
+
+    async def admitted() -> None:
+        caller = await sip_caller(interop).connect()
+        invite = caller.invite(cid)
+        assert (await caller.call(invite)).status == 200
+        assert (await caller.hang_up(invite.uri)).status == 200
+        await caller.close()
+
+    run(admitted())
     assert [leg["transport"] for leg in wait_for(lambda: legs(admin_sa, cid))] == ["sips+srtp"]
 
 

@@ -71,7 +71,7 @@ class MediaOpened:
 class Refusal(Enum):
     """Why the meeting would not take a call, whatever protocol the caller speaks."""
 
-    FORBIDDEN = auto()  # a wrong conference password
+    FORBIDDEN = auto()  # a wrong conference password, or no Teams access for the enterprise
     NOT_FOUND = auto()  # no such conference in this region
     REJECTED = auto()  # a moderator rejected the caller from the lobby
     UNAVAILABLE = auto()  # anything else: the meeting service would not take it
