@@ -227,7 +227,7 @@ def start(
         for launch in launches:
             if launch.proc.poll() is None:
                 terminate(launch.proc.pid)
-        _stop_replicated(stack)
+        stop_replicated(stack)
         stop_relays(home)
         raise
     write_stack(stack)
@@ -378,7 +378,7 @@ def _spawn_replica(
     return name, _Launch(service, region, proc, ready, log_path)
 
 
-def _stop_replicated(stack: Stack) -> int:
+def stop_replicated(stack: Stack) -> int:
     """Stop the balancers first (no new connection reaches a stopping replica), then replicas."""
     count = 0
     for balancer in stack.all_balancers():
@@ -535,7 +535,7 @@ def stop(home: Path) -> int:
     if not stack_file(home).exists():
         return stop_relays(home)
     stack = read_stack(home)
-    running = _stop_replicated(stack)
+    running = stop_replicated(stack)
     for ep in stack.endpoints():
         if _alive(ep.pid):
             running += 1
