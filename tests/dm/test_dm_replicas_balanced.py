@@ -80,6 +80,11 @@ class Fleet:
         self.site_id = site_id
         assert thread.run is not None
         self.devices: list[VirtualDevice] = devices(thread.run)
+        self.off: list[VirtualDevice] = []  # powered off by a proof (their agents know nothing)
+
+    def live(self) -> list[VirtualDevice]:
+        """The devices powered on and enrolled (not un-deployed)."""
+        return [d for d in self.devices if d.agent.enrolled and d not in self.off]
 
     def of(self, model: str) -> list[VirtualDevice]:
         return [d for d in self.devices if d.agent.identity.model.name == model]
@@ -228,6 +233,7 @@ def test_a_push_reaches_every_agent_an_undeploy_closes_anywhere_and_offline_aler
     }
     for device in silent:
         fleet.thread.call(device.shutdown(), timeout=10)
+        fleet.off.append(device)
     powered_off = time.monotonic()
     time.sleep(max(0.0, powered_off + OFFLINE_AFTER_S - 6 - time.monotonic()))
     released = threading.Event()
@@ -376,7 +382,8 @@ def test_sigkill_of_the_leader_mid_rollout_loses_no_acknowledged_reading(
     region: BalancedRegion, fleet: Fleet
 ) -> None:
     admin = fleet.admin
-    online = [d for d in fleet.devices if d.agent.channel_open]
+    online = fleet.live()
+    assert all(d.agent.channel_open for d in online)
     bars = fleet.of(BAR)
     for device in online:
         device.agent.acknowledged_reports = []
