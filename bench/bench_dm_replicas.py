@@ -42,7 +42,7 @@ MODEL = "MeetingBar A10"
 
 
 def _enroll(
-    region: BalancedRegion, home: Path, count: int
+    region: BalancedRegion, home: Path, count: int, prefix: str = "01"
 ) -> tuple[DmAdmin, list[DeviceCredential]]:
     url, ca = region.stack.endpoint("dm", region.region).url, region.ca_file
     admin = DmAdmin(url, ca)
@@ -53,7 +53,7 @@ def _enroll(
     devices = []
     for i in range(count):
         device = DeviceCredential(
-            f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", f"R{i}", MODEL, home / "keys"
+            f"02:00:00:{prefix}:{i // 256:02x}:{i % 256:02x}", f"R{prefix}{i}", MODEL, home / "keys"
         )
         device.device_id = admin.deploy(device.mac, device.serial_number, device.model, site)
         if device.enroll(url, ca).status_code != 201:
@@ -125,7 +125,7 @@ def _measure(home: Path, replicas: int) -> Figures:
         url = region.stack.endpoint("dm", region.region).url
         figures = Figures(uvloop.run(_telemetry_rate(url, region.ca_file, devices)))
         if replicas > 1:
-            admin, (probe,) = _enroll(region, home / "probe", 1)
+            admin, (probe,) = _enroll(region, home / "probe", 1, prefix="02")
             token = str(admin.http.headers["authorization"]).removeprefix("Bearer ")
             admin.close()
             a, b = region.replicas[0], region.replicas[1]
