@@ -27,6 +27,7 @@ from services.dm.domain import alerts, diagnostics, retention
 
 log = logging.getLogger("roomtrust.dm")
 
+
 async def purge_periodically(state: DmState) -> None:
     """Delete expired diagnostics bundles and telemetry readings, at once and then every
     retention interval."""
