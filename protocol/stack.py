@@ -5,11 +5,17 @@ running stack reads it: the CLIs, the fleet driver, the load driver, the test ha
 is an `Endpoint` (`stack.endpoint("dm", "us").url`, `.ca_file`); a meeting region may also have
 media relays and a PSTN gateway. The JSON layout is:
 
-    {"home": "...", "schema_prefix": "...",
+    {"home": "...", "schema_prefix": "...", "database_url": "postgresql+psycopg://... (or none)",
      "services": {"dm": {"us": {"url": "https://127.0.0.1:PORT", "port": PORT,
                                 "ca_file": ".../ca.pem", "pid": 123, "module": "...", "log": "..."}}},
      "relays": {"sa": {"relay-1": {"pid": 1, "control_url": "...", "media_port": 2, "log": "..."}}},
-     "pstn": {"sa": {"pid": 1, "control_url": "...", "log": "..."}}}
+     "pstn": {"sa": {"pid": 1, "control_url": "...", "log": "..."}},
+     "replicas": {"dm": {"us": [{"name": "r1", "pid": 1, "port": 2, "url": "...", "log": "..."}]}},
+     "balancers": {"dm": {"us": {"pid": 1, "port": 2, "url": "...", "config": "...",
+                                 "stats_socket": "...", "log": "..."}}}}
+
+A region that runs as replicas (`roomtrust up --replicas N`) lists them under `replicas`, and its
+endpoint is its balancer (also under `balancers`): clients reach the region only through it.
 """
 
 from __future__ import annotations
@@ -121,6 +127,78 @@ class Gateway:
         return {"pid": self.pid, "control_url": self.control_url, "log": self.log}
 
 
+@dataclass(frozen=True)
+class Replica:
+    """One process of a region that runs as replicas behind a balancer."""
+
+    service: str
+    region: str
+    name: str
+    pid: int
+    port: int
+    url: str
+    log: str = ""
+
+    @classmethod
+    def from_json(cls, service: str, region: str, data: dict[str, Any]) -> Replica:
+        return cls(
+            service,
+            region,
+            str(data["name"]),
+            int(data["pid"]),
+            int(data["port"]),
+            str(data["url"]),
+            str(data.get("log", "")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pid": self.pid,
+            "port": self.port,
+            "url": self.url,
+            "log": self.log,
+        }
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """The balancer in front of a region's replicas: where it listens, its configuration and the
+    stats socket that tells which replicas are in rotation."""
+
+    service: str
+    region: str
+    pid: int
+    port: int
+    url: str
+    config: str
+    stats_socket: str
+    log: str = ""
+
+    @classmethod
+    def from_json(cls, service: str, region: str, data: dict[str, Any]) -> LoadBalancer:
+        return cls(
+            service,
+            region,
+            int(data["pid"]),
+            int(data["port"]),
+            str(data["url"]),
+            str(data["config"]),
+            str(data["stats_socket"]),
+            str(data.get("log", "")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "port": self.port,
+            "url": self.url,
+            "config": self.config,
+            "stats_socket": self.stats_socket,
+            "log": self.log,
+        }
+
+
 @dataclass
 class Stack:
     """A running stack: its home, its database schema prefix, and every process it started."""
@@ -130,6 +208,9 @@ class Stack:
     services: dict[str, dict[str, Endpoint]] = field(default_factory=dict)
     relays: dict[str, dict[str, Relay]] = field(default_factory=dict)
     pstn: dict[str, Gateway] = field(default_factory=dict)
+    replicas: dict[str, dict[str, list[Replica]]] = field(default_factory=dict)
+    balancers: dict[str, dict[str, LoadBalancer]] = field(default_factory=dict)
+    database_url: str = ""  # the PostgreSQL database of the regions' stores ("": SQLite files)
 
     def endpoint(self, service: str, region: str) -> Endpoint:
         """The region of the service; a StackError names what the stack has instead."""
@@ -159,6 +240,24 @@ class Stack:
         """Add the region, or replace it (a restarted region gets a new process)."""
         self.services.setdefault(endpoint.service, {})[endpoint.region] = endpoint
 
+    def add_replicated(
+        self, endpoint: Endpoint, replicas: list[Replica], balancer: LoadBalancer
+    ) -> None:
+        """Add a region that runs as replicas: its endpoint is the balancer's."""
+        self.add(endpoint)
+        self.replicas.setdefault(endpoint.service, {})[endpoint.region] = list(replicas)
+        self.balancers.setdefault(endpoint.service, {})[endpoint.region] = balancer
+
+    def replicas_of(self, service: str, region: str) -> list[Replica]:
+        """The replicas of a region (none when it runs as one process)."""
+        return list(self.replicas.get(service, {}).get(region, []))
+
+    def all_replicas(self) -> list[Replica]:
+        return [r for regions in self.replicas.values() for rs in regions.values() for r in rs]
+
+    def all_balancers(self) -> list[LoadBalancer]:
+        return [b for regions in self.balancers.values() for b in regions.values()]
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Stack:
         try:
@@ -174,6 +273,18 @@ class Stack:
                     for region, relays in data.get("relays", {}).items()
                 },
                 {r: Gateway.from_json(r, e) for r, e in data.get("pstn", {}).items()},
+                {
+                    service: {
+                        r: [Replica.from_json(service, r, e) for e in entries]
+                        for r, entries in regions.items()
+                    }
+                    for service, regions in data.get("replicas", {}).items()
+                },
+                {
+                    service: {r: LoadBalancer.from_json(service, r, e) for r, e in regions.items()}
+                    for service, regions in data.get("balancers", {}).items()
+                },
+                str(data.get("database_url", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StackError(f"not a stack description: {exc!r}") from exc
@@ -194,6 +305,17 @@ class Stack:
             }
         if self.pstn or "meeting" in self.services:
             data["pstn"] = {r: gateway.to_json() for r, gateway in self.pstn.items()}
+        if self.database_url:
+            data["database_url"] = self.database_url
+        if self.replicas:
+            data["replicas"] = {
+                service: {r: [e.to_json() for e in entries] for r, entries in regions.items()}
+                for service, regions in self.replicas.items()
+            }
+            data["balancers"] = {
+                service: {r: b.to_json() for r, b in regions.items()}
+                for service, regions in self.balancers.items()
+            }
         return data
 
 

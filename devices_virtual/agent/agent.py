@@ -198,6 +198,7 @@ class DeviceAgent:
         "_report_seq",
         "_reports",
         "_uploads",
+        "acknowledged_reports",
         "cert_not_after",
         "channel_open",
         "clock_offset",
@@ -251,6 +252,9 @@ class DeviceAgent:
         self._next_id = 0
         self._reports: dict[int, tuple[str, dict[str, Any], int]] = {}  # in flight: to retry
         self._report_seq = 0
+        # The ids of the telemetry reports the service answered 2xx (None: not kept; a test that
+        # audits the store against what was acknowledged sets a list).
+        self.acknowledged_reports: list[str] | None = None
         self._checks_left: set[int] = set()
         self._checks_ok = False
         self._ntp_server = 0
@@ -1118,6 +1122,14 @@ class DeviceAgent:
             failure = event.reason if isinstance(event, RequestFailed) else ""
             return self._uploaded(now, event.request_id, status, failure)
         report = self._reports.pop(event.request_id, None)
+        if (
+            report is not None
+            and report[0] == "telemetry"
+            and status is not None
+            and 200 <= status < 300
+            and self.acknowledged_reports is not None
+        ):
+            self.acknowledged_reports.append(str(report[1][REPORT_ID]))
         if report is not None and report[0] == "telemetry" and (status is None or status >= 500):
             kind, sent, attempt = report
             if attempt < REPORT_ATTEMPTS and self.phase is Phase.ONLINE:

@@ -18,8 +18,11 @@ def database_url() -> str | None:
 
 
 def region_engine(stack: Stack, service: str, region: str) -> Any:
-    """A read-side engine on a running region's own store."""
-    url, schema = store_location(database_url(), stack.home, service, region, stack.schema_prefix)
+    """A read-side engine on a running region's own store (on the stack's PostgreSQL database
+    when its stack.json names one, else on ROOMTRUST_DATABASE_URL's, else its SQLite file)."""
+    url, schema = store_location(
+        stack.database_url or database_url(), stack.home, service, region, stack.schema_prefix
+    )
     return make_engine(url, schema)
 
 

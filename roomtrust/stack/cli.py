@@ -9,22 +9,51 @@ from rich.console import Console
 from rich.table import Table
 
 from protocol.stack import Stack, StackError, read_stack, stack_file
+from roomtrust.stack import balancer as haproxy
 from roomtrust.stack import launcher
 
 HOME_OPTION = typer.Option(Path(".roomtrust"), "--home", envvar="ROOMTRUST_HOME")
 RELAYS_OPTION = typer.Option(
     2, "--relays", min=1, help="media relays per meeting region (2 or more fail over at once)"
 )
+REPLICAS_OPTION = typer.Option(
+    1,
+    "--replicas",
+    min=1,
+    help="processes per DM region, behind one HAProxy per region (2 or more need PostgreSQL; "
+    "meeting regions stay one process each)",
+)
+DATABASE_OPTION = typer.Option(
+    None,
+    "--database-url",
+    envvar="ROOMTRUST_DATABASE_URL",
+    help="the PostgreSQL database the replicas share (postgresql+psycopg://...)",
+)
 console = Console()
 RELAY_COLUMNS = ("received", "accepted", "forwarded")
 
 
-def up(home: Path = HOME_OPTION, relays: int = RELAYS_OPTION) -> None:
+def up(
+    home: Path = HOME_OPTION,
+    relays: int = RELAYS_OPTION,
+    replicas: int = REPLICAS_OPTION,
+    database_url: str | None = DATABASE_OPTION,
+) -> None:
     """Start every service region, media relays and PSTN gateways on 127.0.0.1 with TLS (or reuse
-    the running stack)."""
-    stack = launcher.start(home, relays=relays, pstn=True)
+    the running stack); with --replicas N each DM region runs as N processes behind HAProxy."""
+    try:
+        stack = launcher.start(
+            home, relays=relays, pstn=True, replicas=replicas, database_url=database_url
+        )
+    except StackError as exc:
+        console.print(f"roomtrust up: {exc}")
+        raise typer.Exit(2) from exc
     for ep in stack.endpoints():
-        console.print(f"{ep.service:8} {ep.region:5} {ep.url}  (pid {ep.pid})")
+        replicas_of = stack.replicas_of(ep.service, ep.region)
+        where = f"haproxy, {len(replicas_of)} replicas" if replicas_of else "pid"
+        console.print(f"{ep.service:8} {ep.region:5} {ep.url}  ({where} {ep.pid})")
+        for replica in replicas_of:
+            console.print(f"  replica {replica.name} {replica.url}  (pid {replica.pid})")
     for region, relays_of in stack.relays.items():
         for name, relay in relays_of.items():
             console.print(f"relay    {region:5} {name} udp/{relay.media_port}  (pid {relay.pid})")
@@ -72,6 +101,8 @@ def status(home: Path = HOME_OPTION) -> None:
             ("ok " if result["ok"] else "DOWN ") + detail,
         )
     console.print(table)
+    if stack.replicas:
+        failed |= replica_table(stack)
     rows = relay_rows(home, stack)
     if rows:
         relays = Table("region", "relay", *RELAY_COLUMNS, "dropped")
@@ -85,6 +116,50 @@ def status(home: Path = HOME_OPTION) -> None:
         console.print(relays)
     if failed:
         raise typer.Exit(1)
+
+
+def replica_table(stack: Stack) -> bool:
+    """Print every replica (pid, port, its own health, and whether its balancer has it in
+    rotation) and every balancer; True when one of them is not healthy."""
+    table = Table("service", "region", "process", "pid", "port", "health", "balancer")
+    failed = False
+    for service, regions in stack.balancers.items():
+        for region, balancer in regions.items():
+            try:
+                states = haproxy.server_states(Path(balancer.stats_socket))
+                rotation = ", ".join(f"{n} {s['status']}" for n, s in sorted(states.items()))
+            except OSError as exc:
+                states, rotation = {}, f"stats socket: {exc}"
+            alive = launcher.probe(
+                balancer.pid, balancer.url, stack.endpoint(service, region).ca_file
+            )
+            failed |= not alive["ok"]
+            table.add_row(
+                service,
+                region,
+                "haproxy",
+                str(balancer.pid),
+                str(balancer.port),
+                "ok" if alive["ok"] else f"DOWN {alive.get('reason', '')}",
+                rotation,
+            )
+            for replica in stack.replicas_of(service, region):
+                result = launcher.probe(
+                    replica.pid, replica.url, stack.endpoint(service, region).ca_file
+                )
+                failed |= not result["ok"]
+                detail = ", ".join(f"{k}={v}" for k, v in result.items() if k != "ok")
+                table.add_row(
+                    service,
+                    region,
+                    replica.name,
+                    str(replica.pid),
+                    str(replica.port),
+                    ("ok " if result["ok"] else "DOWN ") + detail,
+                    states.get(replica.name, {}).get("status", "?"),
+                )
+    console.print(table)
+    return failed
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,12 @@ default 1; `roomtrust up` starts 2, so a region can fail over at once), listed u
 `stack.json`; the region itself replaces a relay that dies. With `pstn`, a meeting region also gets
 its PSTN gateway (`pstn` in `stack.json`).
 The processes outlive the command; `stop()` ends them cleanly, relays last.
+
+With `replicas` N > 1 (PostgreSQL only) each DM region runs as N processes (`roomtrust serve dm`) on
+one database schema, sharing the region's CA and release key as secret files (the way the cloud
+mounts them from the key vault) and one blob directory, behind one HAProxy (`balancer.py`); the
+region's endpoint in `stack.json` is the balancer, and the replicas and balancers are listed
+beside it. Meeting regions stay one process each.
 """
 
 from __future__ import annotations
@@ -29,13 +35,18 @@ from protocol.regions import DM_REGIONS, MEETING_REGIONS
 from protocol.stack import (
     Endpoint,
     Gateway,
+    LoadBalancer,
     Relay,
+    Replica,
     Stack,
     StackError,
     read_stack,
     stack_file,
     write_stack,
 )
+from roomtrust.container_host import write_region_secrets
+from roomtrust.stack import balancer as haproxy
+from services.common.db import is_postgres
 
 # service name -> (module run with `python -m`, its regions)
 SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -45,6 +56,7 @@ if (Path(__file__).resolve().parents[2] / "services" / "meeting" / "main.py").ex
     SERVICES["meeting"] = ("services.meeting.main", MEETING_REGIONS)
 
 START_TIMEOUT = 60.0
+REPLICATED_SERVICES = ("dm",)  # the services whose regions may run as replicas
 RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
 DEFAULT_RELAYS = 1
 
@@ -69,7 +81,12 @@ class _Launch:
 
 
 def _spawn(
-    home: Path, service: str, region: str, port: int = 0, schema_prefix: str = ""
+    home: Path,
+    service: str,
+    region: str,
+    port: int = 0,
+    schema_prefix: str = "",
+    database_url: str = "",
 ) -> _Launch:
     module = SERVICES[service][0]
     directory = home / service / region
@@ -96,7 +113,11 @@ def _spawn(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "ROOMTRUST_SCHEMA_PREFIX": schema_prefix},
+            env={
+                **os.environ,
+                "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
+                **({"ROOMTRUST_DATABASE_URL": database_url} if database_url else {}),
+            },
         )
     return _Launch(service, region, proc, ready, log_path)
 
@@ -143,6 +164,9 @@ def start(
     schema_prefix: str | None = None,
     relays: int | Mapping[str, int] | None = None,
     pstn: bool | Sequence[str] = False,
+    replicas: int = 1,
+    database_url: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Stack:
     """Start the stack (or return the running one) and write stack.json.
 
@@ -150,7 +174,12 @@ def start(
     the prefix defaults to ROOMTRUST_SCHEMA_PREFIX, so two stacks can share one database.
     `relays` is the number of media relays per meeting region, or a count per region name
     (default: ROOMTRUST_RELAYS_PER_REGION, else 1). `pstn` starts the PSTN gateway of every
-    meeting region (True) or of the regions named."""
+    meeting region (True) or of the regions named. `replicas` > 1 runs every DM region as that many
+    processes behind a balancer, on the PostgreSQL database of `database_url` (default:
+    ROOMTRUST_DATABASE_URL); a StackError says why when there is none. `extra_env`: settings
+    (ROOMTRUST_*) for the replicated regions' processes."""
+    if replicas > 1:
+        database_url = require_postgres(database_url)
     if schema_prefix is None:
         schema_prefix = os.environ.get("ROOMTRUST_SCHEMA_PREFIX", "")
     home = home.resolve()
@@ -161,13 +190,32 @@ def start(
             return running
         stop(home)
     stack = Stack(home, schema_prefix)
+    environment_url = os.environ.get("ROOMTRUST_DATABASE_URL", "")
+    stack.database_url = database_url or (environment_url if is_postgres(environment_url) else "")
+    chosen = services or list(SERVICES)
+    replicated = [s for s in chosen if replicas > 1 and s in REPLICATED_SERVICES]
     launches = [
-        _spawn(home, service, region, schema_prefix=schema_prefix)
-        for service in services or list(SERVICES)
+        _spawn(home, service, region, schema_prefix=schema_prefix, database_url=stack.database_url)
+        for service in chosen
+        if service not in replicated
         for region in SERVICES[service][1]
     ]
     deadline = time.monotonic() + START_TIMEOUT
     try:
+        for service in replicated:
+            for region in SERVICES[service][1]:
+                assert database_url is not None
+                stack.add_replicated(
+                    *launch_replicated_region(
+                        home,
+                        service,
+                        region,
+                        replicas,
+                        database_url,
+                        schema_prefix=schema_prefix,
+                        extra_env=extra_env,
+                    )
+                )
         for launch in launches:
             stack.add(_await_ready(launch, deadline))
         if "meeting" in stack.services:
@@ -179,10 +227,169 @@ def start(
         for launch in launches:
             if launch.proc.poll() is None:
                 terminate(launch.proc.pid)
+        stop_replicated(stack)
         stop_relays(home)
         raise
     write_stack(stack)
     return stack
+
+
+def require_postgres(database_url: str | None) -> str:
+    """The PostgreSQL URL replicas share; a StackError says why there is none."""
+    url = database_url or os.environ.get("ROOMTRUST_DATABASE_URL")
+    if not url:
+        raise StackError(
+            "replicas share one PostgreSQL database: give --database-url or ROOMTRUST_DATABASE_URL"
+        )
+    if not is_postgres(url):
+        raise StackError(
+            f"replicas need PostgreSQL, not {url.split(':', 1)[0]}: SQLite is one process's file "
+            "(its advisory locks, LISTEN/NOTIFY and row locks are what the replicas agree through)"
+        )
+    return url
+
+
+def _region_secret_files(home: Path, service: str, region: str) -> dict[str, Path]:
+    """The region's secrets (CA certificate and key, release key) as the files a secret volume
+    mounts, made once under the stack's home and shared by every replica of the region."""
+    directory = home / "secrets" / f"{service}-{region}"
+    names = ("region-ca-cert", "region-ca-key", "release-key")
+    if all((directory / n).exists() for n in names):
+        return {n: directory / n for n in names}
+    return dict(write_region_secrets(directory, f"{service}-{region}").files)
+
+
+def launch_replicated_region(
+    home: Path,
+    service: str,
+    region: str,
+    count: int,
+    database_url: str,
+    schema_prefix: str = "",
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = START_TIMEOUT,
+) -> tuple[Endpoint, list[Replica], LoadBalancer]:
+    """Start `count` processes of one region on one PostgreSQL schema, all at once (the first to
+    take the migration lock migrates the store; the others wait for it), then one balancer in
+    front of them once every replica is ready; returns the region's endpoint (the balancer's),
+    its replicas and its balancer. On any failure nothing it started outlives it."""
+    home = home.resolve()
+    secrets_files = _region_secret_files(home, service, region)
+    blobs = home / service / region / "objects"
+    env = {
+        **os.environ,
+        **(extra_env or {}),
+        "ROOMTRUST_REGION": region,
+        "ROOMTRUST_DATABASE_URL": database_url,
+        "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
+        "ROOMTRUST_CA_CERT_FILE": str(secrets_files["region-ca-cert"]),
+        "ROOMTRUST_CA_KEY_FILE": str(secrets_files["region-ca-key"]),
+        "ROOMTRUST_RELEASE_KEY_FILE": str(secrets_files["release-key"]),
+        "ROOMTRUST_BLOB_DIRECTORY": str(blobs),
+    }
+    env.pop("ROOMTRUST_PORT", None)
+    env.pop("ROOMTRUST_HOME", None)
+    launches = [
+        _spawn_replica(home, service, region, f"r{index + 1}", env) for index in range(count)
+    ]
+    deadline = time.monotonic() + timeout
+    try:
+        replicas = []
+        for name, launch in launches:
+            _await_file(launch, deadline)
+            port = int(json.loads(launch.ready.read_text())["port"])
+            replicas.append(
+                Replica(
+                    service,
+                    region,
+                    name,
+                    launch.proc.pid,
+                    port,
+                    f"https://127.0.0.1:{port}",
+                    str(launch.log),
+                )
+            )
+        running = haproxy.start_balancer(
+            home / service / region / "balancer",
+            f"{service}_{region}",
+            [haproxy.Backend(r.name, r.port) for r in replicas],
+            detach=True,
+        )
+        try:
+            haproxy.wait_for_states(
+                running.stats_socket,
+                {r.name: "UP" for r in replicas},
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+        except haproxy.BalancerError:
+            haproxy.stop_balancer(running.pid)
+            raise
+    except Exception:
+        for _name, launch in launches:
+            if launch.proc.poll() is None:
+                terminate(launch.proc.pid)
+        raise
+    balancer = LoadBalancer(
+        service,
+        region,
+        running.pid,
+        running.port,
+        running.url,
+        str(running.config),
+        str(running.stats_socket),
+        str(running.log),
+    )
+    endpoint = Endpoint(
+        service,
+        region,
+        url=running.url,
+        ca_file=secrets_files["region-ca-cert"],
+        pid=running.pid,
+        port=running.port,
+        module=SERVICES[service][0],
+        log=str(running.log),
+    )
+    return endpoint, replicas, balancer
+
+
+def _spawn_replica(
+    home: Path, service: str, region: str, name: str, env: Mapping[str, str]
+) -> tuple[str, _Launch]:
+    """One replica: its own state directory (ready file, server certificate), the shared rest."""
+    replica_home = home / service / region / "replicas" / name
+    ready = replica_home / service / region / "ready.json"
+    ready.parent.mkdir(parents=True, exist_ok=True)
+    ready.unlink(missing_ok=True)
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{service}-{region}-{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", SERVICES[service][0]),
+                *("--region", region, "--home", str(replica_home), "--port", "0"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(env),
+        )
+    return name, _Launch(service, region, proc, ready, log_path)
+
+
+def stop_replicated(stack: Stack) -> int:
+    """Stop the balancers first (no new connection reaches a stopping replica), then replicas."""
+    count = 0
+    for balancer in stack.all_balancers():
+        if _alive(balancer.pid):
+            count += 1
+            haproxy.stop_balancer(balancer.pid)
+    for replica in stack.all_replicas():
+        if _alive(replica.pid):
+            count += 1
+            terminate(replica.pid)
+    return count
 
 
 def relay_counts(relays: int | Mapping[str, int] | None) -> dict[str, int]:
@@ -327,8 +534,9 @@ def stop(home: Path) -> int:
     home = home.resolve()
     if not stack_file(home).exists():
         return stop_relays(home)
-    running = 0
-    for ep in read_stack(home).endpoints():
+    stack = read_stack(home)
+    running = stop_replicated(stack)
+    for ep in stack.endpoints():
         if _alive(ep.pid):
             running += 1
             terminate(ep.pid)
@@ -342,8 +550,11 @@ def restart_region(home: Path, service: str, region: str) -> Endpoint:
     home = home.resolve()
     stack = read_stack(home)
     old = stack.endpoint(service, region)
+    if stack.replicas_of(service, region):
+        raise StackError(f"{service}/{region} runs as replicas: restart those, not the region")
     terminate(old.pid, timeout=5.0)
-    entry = launch_region(home, service, region, port=old.port, schema_prefix=stack.schema_prefix)
+    launch = _spawn(home, service, region, old.port, stack.schema_prefix, stack.database_url)
+    entry = _await_ready(launch, time.monotonic() + START_TIMEOUT)
     stack.add(entry)
     write_stack(stack)
     return entry
@@ -351,11 +562,16 @@ def restart_region(home: Path, service: str, region: str) -> Endpoint:
 
 def health(ep: Endpoint, timeout: float = 3.0) -> dict[str, Any]:
     """The region's /healthz answer, or the reason it gave none."""
-    if not _alive(ep.pid):
+    return probe(ep.pid, ep.url, ep.ca_file, timeout)
+
+
+def probe(pid: int, url: str, ca_file: Path, timeout: float = 3.0) -> dict[str, Any]:
+    """The /healthz answer of the process `pid` at `url`, or the reason it gave none."""
+    if not _alive(pid):
         return {"ok": False, "reason": "process not running"}
     try:
-        with httpx.Client(verify=str(ep.ca_file), timeout=timeout) as client:
-            response = client.get(f"{ep.url}/healthz")
+        with httpx.Client(verify=str(ca_file), timeout=timeout) as client:
+            response = client.get(f"{url}/healthz")
         body: dict[str, Any] = response.json()
         return {"ok": response.status_code == 200, **body}
     except (httpx.HTTPError, ValueError) as exc:

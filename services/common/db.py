@@ -10,6 +10,7 @@ so no acknowledged write is lost when the process is killed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,8 +49,9 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
             raise ValueError("a PostgreSQL store needs a schema name")
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"bad schema name {schema!r}")
-        bootstrap = create_engine(url, isolation_level="AUTOCOMMIT")
-        with bootstrap.connect() as conn:
+        bootstrap = create_engine(url)
+        with bootstrap.begin() as conn:  # replicas starting at once: one creates, none fails
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         bootstrap.dispose()
         return create_engine(
@@ -74,6 +76,23 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     return engine
 
 
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is a deadlock or serialization failure: the transaction
+    was rolled back and may simply be run again."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 def drop_schema(url: str, schema: str) -> None:
     """Remove a PostgreSQL schema and everything in it (test clean-up)."""
     if not _SCHEMA_NAME.match(schema):
@@ -95,11 +114,24 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def _lock_key(schema: str) -> int:
+    """The advisory lock key that serializes migrating a schema: a signed 64-bit number."""
+    digest = hashlib.sha256(f"roomtrust-migrate:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def migrate(engine: Engine, script_location: Path) -> None:
-    """Bring the store up to the newest Alembic revision of the service."""
+    """Bring the store up to the newest Alembic revision of the service.
+
+    On PostgreSQL the migration runs under a transaction-scoped advisory lock of the schema: the
+    replicas of a region start at once, one migrates while the others wait, and each of those
+    then finds the store at head and has nothing to do."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(script_location))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

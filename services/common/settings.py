@@ -157,7 +157,15 @@ class Settings(BaseSettings):
     tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
         default="TLSv1.2", description="lowest TLS version the region's servers accept"
     )
-    offline_alert_minutes: int = 10
+    offline_alert_minutes: float = Field(
+        default=10, gt=0, description="a DM device silent this long gets an offline alert"
+    )
+    dm_alert_evaluation_seconds: float = Field(
+        default=30.0, gt=0, description="how often the DM leader evaluates the offline alert rule"
+    )
+    dm_rollout_tick_seconds: float = Field(
+        default=1.0, gt=0, description="how often the DM leader lets time pass for its rollouts"
+    )
     retention_days: int = 180
     device_certificate_days: int = Field(
         default=397,

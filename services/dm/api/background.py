@@ -26,8 +26,6 @@ from services.dm.api.state import DmState
 from services.dm.domain import alerts, diagnostics, retention
 
 log = logging.getLogger("roomtrust.dm")
-ALERT_EVALUATION_SECONDS = 30.0
-ROLLOUT_TICK_SECONDS = 1.0
 
 
 async def purge_periodically(state: DmState) -> None:
@@ -52,7 +50,7 @@ async def purge_periodically(state: DmState) -> None:
 async def evaluate_alerts_periodically(state: DmState) -> None:
     """Raise and clear offline alerts against the region's clock."""
     while True:
-        await asyncio.sleep(ALERT_EVALUATION_SECONDS)
+        await asyncio.sleep(state.runtime.settings.dm_alert_evaluation_seconds)
         try:
             evaluate = partial(alerts.evaluate, now=state.now(), offline_after=state.offline_after)
             await state.in_tx(evaluate)
@@ -63,7 +61,7 @@ async def evaluate_alerts_periodically(state: DmState) -> None:
 async def tick_rollouts_periodically(state: DmState) -> None:
     """Give the rollout engine the time, so waits and windows end without a request."""
     while True:
-        await asyncio.sleep(ROLLOUT_TICK_SECONDS)
+        await asyncio.sleep(state.runtime.settings.dm_rollout_tick_seconds)
         try:
             await in_engine(state, partial(state.engine.tick, now=state.now()))
         except Exception:

@@ -22,6 +22,7 @@ from services.dm.api.delivery import in_engine, push_pending
 from services.dm.api.deps import DeviceAuth, State
 from services.dm.domain import commands, lifecycle, reporting
 from services.dm.domain.rollouts import RolloutEngine
+from services.dm.store import touches
 from services.dm.store.models import Device
 
 router = APIRouter(tags=["device channel"])
@@ -89,4 +90,4 @@ def handle_device_message(
         commands.acknowledge(s, device, command.id, result, now)
         if first:
             lifecycle.acknowledged(s, device, command, result, now)
-    device.last_seen = now
+    touches.touch(s, device, {"last_seen": now})

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from protocol.dm_channel import Command, CommandKind
 from services.common.errors import Invalid, NotFound
-from services.dm.store import signals
+from services.dm.store import signals, touches
 from services.dm.store.inserts import insert_new
 from services.dm.store.models import Device, DeviceCommand
 
@@ -150,7 +150,8 @@ def acknowledge(
     command.acked_at = now
     command.result = result
     if command.kind == CommandKind.CONFIG and result.get("applied") is True:
-        device.configuration_version = str(command.payload["version"])
+        version = str(command.payload["version"])
+        touches.touch(session, device, {"configuration_version": version})
     return command
 
 

@@ -26,6 +26,7 @@ from services.common.clock import utcnow
 from services.common.errors import Forbidden, Invalid, Unauthenticated
 from services.dm.domain import alerts, lifecycle
 from services.dm.domain.fields import validate_telemetry
+from services.dm.store import touches
 from services.dm.store.inserts import insert_new
 from services.dm.store.models import Device, TelemetryReading
 
@@ -82,7 +83,7 @@ def heartbeat(
 ) -> None:
     _report_id, body = split_envelope(payload)
     fields = validate_telemetry(body) if body else {}
-    _apply(device, fields, now)
+    _apply(session, device, fields, now)
 
 
 def store_telemetry(
@@ -95,7 +96,7 @@ def store_telemetry(
         own = device.mac if key == "mac" else device.serial_number
         if key in fields and fields[key] != own:
             raise Invalid(f"{key} does not match the device certificate", field=key)
-    _apply(device, fields, now)
+    _apply(session, device, fields, now)
     if report_id is None:
         session.add(TelemetryReading(device_id=device.id, received_at=now, fields=fields))
         return True
@@ -103,13 +104,13 @@ def store_telemetry(
     return insert_new(session, TelemetryReading, values) is not None
 
 
-def _apply(device: Device, fields: Mapping[str, str], now: dt.datetime) -> None:
-    device.last_seen = now
+def _apply(session: Session, device: Device, fields: Mapping[str, str], now: dt.datetime) -> None:
+    """The device's row takes the report's values when the transaction commits (`touches`)."""
+    values: dict[str, Any] = {"last_seen": now}
     if "status" in fields:
-        device.reported_status = fields["status"]
-    for column in _DEVICE_COLUMNS:
-        if column in fields:
-            setattr(device, column, fields[column])
+        values["reported_status"] = fields["status"]
+    values.update({column: fields[column] for column in _DEVICE_COLUMNS if column in fields})
+    touches.touch(session, device, values)
 
 
 def report_health(
@@ -128,7 +129,7 @@ def report_health(
         raise Invalid("state must be fault or ok", field="state")
     if not isinstance(detail, str) or len(detail) > 200:
         raise Invalid("detail must be text of at most 200 characters", field="detail")
-    device.last_seen = now
+    touches.touch(session, device, {"last_seen": now})
     if state == "fault":
         alerts.raise_fault(session, device, component, detail, now)
     else:
