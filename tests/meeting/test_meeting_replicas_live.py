@@ -33,6 +33,7 @@ from protocol.signaling import MessageType as T
 from roomtrust.container_host import postgres_missing
 from roomtrust.harness.call import MediaCall
 from roomtrust.harness.meeting_replicas import REGION, ReplicatedMeeting, replicated_meeting
+from roomtrust.harness.owner_failover import run_rounds, setup_conference, summary
 from roomtrust.stack.balancer import haproxy_missing, server_states
 from services.meeting import audit
 
@@ -247,3 +248,18 @@ def test_a_killed_relay_is_replaced_once_and_its_conference_moves_once(
     lost = [r for r in seen["rows"] if r["lost"]]
     assert [r["name"] for r in lost] == [before[0]], seen["rows"]
     assert len(seen["rows"]) == len(seen["rows_before"]) + 1, seen["rows"]  # replaced once
+
+
+def test_the_owner_replica_killed_mid_call_twice_nobody_leaves_and_the_record_holds(
+    region: ReplicatedMeeting,
+) -> None:
+    apis, cid = setup_conference(region, parties=3)
+    rounds = asyncio.run(run_rounds(region, apis, cid, rounds=2))
+    result = summary(rounds)
+    assert result["left"] == 0, rounds
+    assert result["roster_changed"] == 0, rounds
+    assert result["legs_changed"] == 0, rounds
+    assert all(r.open_legs and set(r.open_legs.values()) == {1} for r in rounds), rounds
+    assert len(result["resumes"]) >= 2, rounds  # at least the owner replica's sockets resumed
+    assert max(result["resumes"]) < 5.0, result["resumes"]  # the "within seconds"
+    assert all(gap < 5.0 for gap in result["media_gaps"]), result["media_gaps"]

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -94,6 +96,9 @@ from services.meeting.store.conference_store import ConferenceStore, JoinableCon
 log = logging.getLogger("roomtrust.meeting.signaling")
 
 CLOSE_UNAUTHENTICATED = wire.SignalingClose.UNAUTHENTICATED
+RESUME_GRACE = 10.0  # seconds a dropped resumable participant keeps its place
+# what a replica asks a conference's owner on the bus
+ENTER, EXIT, MESSAGE, REJOIN, DROPPED = "enter", "exit", "message", "rejoin", "dropped"
 IN_CONFERENCE_WITH_POLICY = (MessageType.CHAT, MessageType.RECORD, MessageType.STREAM)
 
 
@@ -107,6 +112,7 @@ class Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
     remote: bool = False  # its conference is run by another replica
+    resumable: bool = False  # it holds a resume token: a drop keeps its place for a while
     subscription: Any = None  # its participant subject on the bus (replicated region)
 
     async def send(self, message: wire.Message | dict[str, Any]) -> None:
@@ -135,6 +141,9 @@ class LiveConference:
     session: ConferenceSession
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     saved: str = ""  # the snapshot last written (replicated region)
+    resume: dict[str, str] = field(default_factory=dict)  # participant -> its token's digest
+    absent: set[str] = field(default_factory=set)  # dropped, their place kept until the grace
+    grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     subscription: Any = None  # its conference subject on the bus (replicated region)
 
     @property
@@ -259,7 +268,10 @@ class Signaling:
             conn.closed = True
             if self.connections.get(conn.participant_id) is conn:
                 del self.connections[conn.participant_id]
-            await self._leave(conn)
+            if conn.resumable and conn.conference_id is not None:
+                await self._drop(conn)
+            else:
+                await self._leave(conn)
 
     async def _listen(self, conn: Connection) -> None:
         while not conn.closed:
@@ -293,8 +305,11 @@ class Signaling:
         if kind == MessageType.LEAVE:
             await self._leave(conn)
             return
+        if kind == MessageType.RESUME:
+            await self._resume(conn, message)
+            return
         if conn.remote:
-            await self._forward(conn, "message", message)
+            await self._forward(conn, MESSAGE, message)
             return
         await self._in_conference(conn, message)
 
@@ -366,15 +381,20 @@ class Signaling:
         conference_id = _string(message, "conference_id")
         identity = conn.identity
         conference = await self.store.check_join(identity, conference_id, message.get("password"))
+        token = secrets.token_urlsafe(24) if message.get("resumable") is True else None
+        digest = None if token is None else _digest(token)
         if self.replication is not None and not await self._owns(conference.conference_id):
             conn.conference_id = conference.conference_id
             conn.remote = True
             await self._attach(conn)
-            await self._forward(conn, "join", None, conference)
-            return
-        if self.replication is not None:
-            await self._attach(conn)
-        await self._join_session(conn, conference, identity, conn.sign_in.leg)
+            await self._forward(conn, ENTER, {"resume": digest}, conference)
+        else:
+            if self.replication is not None:
+                await self._attach(conn)
+            await self._join_session(conn, conference, identity, conn.sign_in.leg, digest)
+        if token is not None and conn.conference_id is not None:
+            conn.resumable = True
+            await conn.send(wire.ResumeToken(conference.conference_id, conn.participant_id, token))
 
     async def _join_session(
         self,
@@ -382,6 +402,7 @@ class Signaling:
         conference: JoinableConference,
         identity: Identity,
         leg: LegKind,
+        resume_digest: str | None = None,
     ) -> None:
         live = self.live.get(conference.conference_id)
         if live is None or live.session.ended:
@@ -407,12 +428,14 @@ class Signaling:
             )
             actions = live.session.handle(event)
             conn.conference_id = conference.conference_id
+            if resume_digest is not None:
+                live.resume[conn.participant_id] = resume_digest
             await self._carry_out(live, actions)
 
     async def _leave(self, conn: Connection | RemoteParticipant) -> None:
         if isinstance(conn, Connection) and conn.remote and conn.conference_id is not None:
             with contextlib.suppress(DomainError):
-                await self._forward(conn, "leave", None)
+                await self._forward(conn, EXIT, None)
         live = self.live.get(conn.conference_id or "")
         conn.conference_id = None
         if isinstance(conn, Connection):
@@ -493,6 +516,116 @@ class Signaling:
         if keys is not None and live.session.is_admitted(participant_id):
             await conn.send(wire.MediaKeys(participant_id, keys))
 
+    # -- resuming a place after a dropped socket ----------------------------------------------
+
+    async def _resume(self, conn: Connection, message: dict[str, Any]) -> None:
+        """A new socket takes back the place of a participant whose socket dropped."""
+        if conn.conference_id is not None:
+            raise Invalid("leave the current conference first", field="conference_id")
+        conference_id = _string(message, "conference_id")
+        participant_id = _string(message, "participant_id")
+        digest = _digest(_string(message, "token"))
+        fresh_id = conn.participant_id
+        self._rename(conn, participant_id)
+        conn.conference_id = conference_id
+        try:
+            if self.replication is not None and conference_id not in self.live:
+                await self._attach(conn)
+                owner = await self.replication.store.owner(conference_id)
+                if owner is None:
+                    raise Forbidden("the conference is not live", field="conference_id")
+                mine = owner.replica_id == self.replication.replica_id
+                if not mine and (owner.lease_valid or not await self._take_over(conference_id)):
+                    conn.remote = True
+                    await self._forward(conn, REJOIN, {"digest": digest})
+                    conn.resumable = True
+                    return
+            await self._rejoin_here(conference_id, conn, digest)
+            conn.resumable = True
+        except DomainError:
+            conn.conference_id = None
+            conn.remote = False
+            await self._detach(conn)
+            self._rename(conn, fresh_id)
+            raise
+
+    def _rename(self, conn: Connection, participant_id: str) -> None:
+        if self.connections.get(conn.participant_id) is conn:
+            del self.connections[conn.participant_id]
+        conn.participant_id = participant_id
+        self.connections[participant_id] = conn
+
+    async def _rejoin_here(
+        self, conference_id: str, conn: Connection | RemoteParticipant, digest: str
+    ) -> None:
+        live = self.live.get(conference_id)
+        if live is None or live.session.ended:
+            raise Forbidden("the conference is not live", field="conference_id")
+        pid = conn.participant_id
+        async with live.lock:
+            expected = live.resume.get(pid)
+            if expected is None or not hmac.compare_digest(expected, digest):
+                raise Forbidden("the resume token does not match", field="token")
+            lobby = live.session.lobby
+            person = lobby.participants.get(pid) or lobby.waiting.get(pid)
+            if person is None or conn.identity is None:
+                raise Forbidden("that place is gone", field="participant_id")
+            if person.account_id != conn.identity.account_id:
+                raise Forbidden("that place is another account's", field="participant_id")
+            self._present(conference_id, pid)
+            self.connections[pid] = conn
+            conn.conference_id = conference_id
+            admitted = live.session.is_admitted(pid)
+            await conn.send(wire.Resumed(conference_id, pid, admitted))
+            if admitted:
+                await conn.send(lobby.roster_message(pid))
+        log.info("participant %s resumed in %s", pid, conference_id)
+
+    async def _drop(self, conn: Connection) -> None:
+        """The socket of a resumable participant closed: keep its place for `RESUME_GRACE`."""
+        conference_id = conn.conference_id
+        await self._detach(conn)
+        if conference_id is None:
+            return
+        if conn.remote:
+            with contextlib.suppress(DomainError):
+                await self._forward(conn, DROPPED, None)
+            return
+        live = self.live.get(conference_id)
+        if live is not None and conn.participant_id not in self.connections:
+            self._start_grace(live, conn.participant_id)
+
+    def _start_grace(self, live: LiveConference, participant_id: str) -> None:
+        live.absent.add(participant_id)
+        old = live.grace.pop(participant_id, None)
+        if old is not None:
+            old.cancel()
+        live.grace[participant_id] = asyncio.create_task(self._expire(live, participant_id))
+
+    def _present(self, conference_id: str, participant_id: str) -> None:
+        live = self.live.get(conference_id)
+        if live is None:
+            return
+        live.absent.discard(participant_id)
+        task = live.grace.pop(participant_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _expire(self, live: LiveConference, participant_id: str) -> None:
+        await asyncio.sleep(RESUME_GRACE)
+        async with live.lock:
+            if live.grace.get(participant_id) is not asyncio.current_task():
+                return
+            del live.grace[participant_id]
+            if participant_id not in live.absent or live.session.ended:
+                return
+            live.absent.discard(participant_id)
+            conn = self.connections.get(participant_id)
+            if isinstance(conn, RemoteParticipant):
+                del self.connections[participant_id]
+            log.info("participant %s did not resume; it leaves", participant_id)
+            await self._apply(live, Leave(participant_id))
+
     # -- the replicated region: owners, forwarding and take-over ----------------------------
 
     def _replication(self) -> Replication:
@@ -514,14 +647,15 @@ class Signaling:
 
     async def _take_over(self, conference_id: str) -> bool:
         rep = self._replication()
-        snapshot = await rep.store.take_over(conference_id, rep.replica_id)
-        if snapshot is None:
+        taken = await rep.store.take_over(conference_id, rep.replica_id)
+        if taken is None:
             owner = await rep.store.owner(conference_id)
             return owner is not None and owner.replica_id == rep.replica_id
+        snapshot, resume = taken
         if not snapshot:
             return True  # its owner died before writing a session: the next join opens one
         session = ConferenceSession.restore(snapshot)
-        live = LiveConference(session, saved="")
+        live = LiveConference(session, saved="", resume=resume)
         self.live[conference_id] = live
         for person in [*session.lobby.participants, *session.lobby.waiting]:
             conn = self.connections.get(person)
@@ -531,6 +665,7 @@ class Signaling:
                 kind = session.kinds.get(person, LegKind.CLIENT)
                 remote = RemoteParticipant(rep.bus, person, None, kind, conference_id)
                 self.connections[person] = remote
+                self._start_grace(live, person)  # until it speaks or resumes
         await self._serve_conference(live)
         log.warning("replica %s took over conference %s", rep.replica_id, conference_id)
         return True
@@ -566,11 +701,11 @@ class Signaling:
         if self.replication is None or live.session.ended:
             return
         snapshot = live.session.snapshot()
-        text = json.dumps(snapshot, sort_keys=True)
+        text = json.dumps([snapshot, live.resume], sort_keys=True)
         if text == live.saved:
             return
         rep = self.replication
-        await rep.store.save(live.conference_id, rep.replica_id, snapshot)
+        await rep.store.save(live.conference_id, rep.replica_id, snapshot, live.resume)
         live.saved = text
 
     async def _attach(self, conn: Connection) -> None:
@@ -620,6 +755,8 @@ class Signaling:
             "conference": None if conference is None else conference_body(conference),
         }
         answer = await self._ask_owner(conference_id, body)
+        if answer.get("refused"):
+            raise Forbidden(str(answer["refused"]), field=answer.get("field"))
         if answer.get("owned"):
             return
         if conference_id not in self.live:
@@ -668,8 +805,12 @@ class Signaling:
         conn = self.connections.get(pid)
         if not isinstance(conn, RemoteParticipant):
             conn = RemoteParticipant(self._replication().bus, pid, None)
-            self.connections[pid] = conn
-        await self._handle_here(conference_id, conn, body)
+            if kind != DROPPED:
+                self.connections[pid] = conn
+        try:
+            await self._handle_here(conference_id, conn, body)
+        except DomainError as exc:
+            return {"owned": True, "refused": exc.reason, "field": exc.field}
         return {"owned": True}
 
     async def _handle_here(
@@ -680,13 +821,24 @@ class Signaling:
         conn.identity = identity
         leg = LegKind(body.get("leg") or LegKind.CLIENT.value)
         try:
-            if kind == "join":
+            if kind == ENTER:
                 conn.conference_id = conference_id
-                await self._join_session(conn, conference_from(body["conference"]), identity, leg)
-            elif kind == "message":
+                resume = (body.get("message") or {}).get("resume")
+                await self._join_session(
+                    conn, conference_from(body["conference"]), identity, leg, resume
+                )
+            elif kind == MESSAGE:
                 conn.conference_id = conference_id
+                self._present(conference_id, conn.participant_id)
                 await self._in_conference(conn, body["message"])
-            elif kind == "leave":
+            elif kind == REJOIN:
+                await self._rejoin_here(conference_id, conn, str(body["message"]["digest"]))
+            elif kind == DROPPED:
+                live = self.live.get(conference_id)
+                if live is not None and self.connections.get(conn.participant_id) is conn:
+                    del self.connections[conn.participant_id]
+                    self._start_grace(live, conn.participant_id)
+            elif kind == EXIT:
                 conn.conference_id = conference_id
                 await self._leave(conn)
                 if self.connections.get(conn.participant_id) is conn and isinstance(
@@ -694,6 +846,8 @@ class Signaling:
                 ):
                     del self.connections[conn.participant_id]
         except DomainError as exc:
+            if kind == REJOIN:
+                raise
             await conn.send(_error(exc))
 
     async def run_replication(self) -> None:
@@ -724,6 +878,10 @@ class Signaling:
             except Exception:
                 log.exception("replication loop failed; trying again")
             await asyncio.sleep(RENEW_SECONDS)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _error(exc: DomainError) -> wire.Error:

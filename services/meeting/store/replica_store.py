@@ -287,23 +287,29 @@ class ReplicaStore:
 
         return await self._run(claim)
 
-    async def take_over(self, conference_id: str, replica_id: str) -> dict[str, Any] | None:
-        """Own a conference whose owner's lease ran out; returns its snapshot (None: not taken,
-        or no snapshot written yet)."""
+    async def take_over(
+        self, conference_id: str, replica_id: str
+    ) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """Own a conference whose owner's lease ran out; returns its snapshot ({} when none was
+        written yet) and its participants' resume-token digests; None when not taken."""
 
-        def take(s: Session) -> dict[str, Any] | None:
+        def take(s: Session) -> tuple[dict[str, Any], dict[str, str]] | None:
             row = s.execute(
                 text(
                     "UPDATE conference_owners SET replica_id = :r,"
                     " lease_until = now() + make_interval(secs => :l)"
-                    " WHERE conference_id = :c AND lease_until < now() RETURNING snapshot"
+                    " WHERE conference_id = :c AND lease_until < now()"
+                    " RETURNING snapshot, resume_tokens"
                 ),
                 {"c": conference_id, "r": replica_id, "l": LEASE_SECONDS},
             ).first()
             if row is None:
                 return None
-            snapshot = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-            return snapshot if isinstance(snapshot, dict) else {}
+            snapshot, tokens = (json.loads(v) if isinstance(v, str) else v for v in row)
+            return (
+                snapshot if isinstance(snapshot, dict) else {},
+                {str(k): str(v) for k, v in (tokens or {}).items()},
+            )
 
         return await self._run(take)
 
@@ -322,14 +328,27 @@ class ReplicaStore:
 
         return await self._run(renew) if conference_ids else []
 
-    async def save(self, conference_id: str, replica_id: str, snapshot: dict[str, Any]) -> None:
+    async def save(
+        self,
+        conference_id: str,
+        replica_id: str,
+        snapshot: dict[str, Any],
+        resume_tokens: dict[str, str],
+    ) -> None:
+        """Write the session's snapshot and the digests of its resume tokens (never a token)."""
         await self._run(
             lambda s: s.execute(
                 text(
-                    "UPDATE conference_owners SET snapshot = CAST(:snap AS json)"
+                    "UPDATE conference_owners SET snapshot = CAST(:snap AS json),"
+                    " resume_tokens = CAST(:tokens AS json)"
                     " WHERE conference_id = :c AND replica_id = :r"
                 ),
-                {"c": conference_id, "r": replica_id, "snap": json.dumps(snapshot)},
+                {
+                    "c": conference_id,
+                    "r": replica_id,
+                    "snap": json.dumps(snapshot),
+                    "tokens": json.dumps(resume_tokens),
+                },
             )
         )
 
