@@ -104,9 +104,9 @@ class MediaCall:
         while True:
             message = await self.signal.next(timeout=3600)
             if message is None:
-                if self.reconnect is not None and self.resume_token and not self.over:
-                    if await self._resume():
-                        continue
+                resumable = self.reconnect is not None and self.resume_token and not self.over
+                if resumable and await self._resume():
+                    continue
                 self._news.set()
                 return
             self.received.append(message)

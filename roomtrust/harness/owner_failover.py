@@ -7,6 +7,8 @@ the same port (the balancer's server entry), and records per round:
 
 - `media_gap_s`: per receiver, the longest time without a frame from a sender across the kill;
 - `resume_s`: per dropped participant, from its socket's drop to `resumed` on a new socket;
+- `signaling_s`: per participant, from the kill until the conference answers an in-conference
+  message of it again (a `media` change it sends, broadcast back as `media.state` by the owner);
 - `roster_same`: the latest roster of every participant equals the one before the kill;
 - `open_legs`: the conference's open CDR legs per account (one each, the same rows as before);
 - `left`: whether anybody left (a `conference.ended`, `removed` or an unrecovered socket).
@@ -15,6 +17,7 @@ the same port (the balancer's server entry), and records per round:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,7 @@ SETTLE = 1.5  # seconds of call after each round's recovery, before the next kil
 class Round:
     media_gap_s: list[float] = field(default_factory=list)
     resume_s: list[float] = field(default_factory=list)
+    signaling_s: list[float] = field(default_factory=list)
     roster_same: bool = False
     legs_same: bool = False
     open_legs: dict[str, int] = field(default_factory=dict)
@@ -113,6 +117,24 @@ def gaps(calls: list[MediaCall], killed_at: float, until: float) -> list[float]:
     return out
 
 
+async def probe(call: MediaCall, killed_at: float, patience: float = 20.0) -> float:
+    """Seconds from the kill until the owner answers this participant's message again."""
+    loop = asyncio.get_running_loop()
+    start = len(call.received)
+    while loop.time() - killed_at < patience:
+        with contextlib.suppress(Exception):
+            await call.send({"type": T.MEDIA, "audio": True})
+        attempt = loop.time()
+        while loop.time() - attempt < 0.5:
+            if any(
+                m.get("type") == T.MEDIA_STATE and m.get("participant_id") == call.participant_id
+                for m in call.received[start:]
+            ):
+                return loop.time() - killed_at
+            await asyncio.sleep(0.01)
+    return float("inf")
+
+
 async def kill_round(
     region: ReplicatedMeeting, calls: list[MediaCall], conference_id: str
 ) -> Round:
@@ -124,6 +146,7 @@ async def kill_round(
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(region.kill, victim)
     killed_at = loop.time()
+    probes = [asyncio.create_task(probe(c, killed_at)) for c in calls]
     region.replicas.remove(victim)
     replacement = asyncio.create_task(asyncio.to_thread(region.start_replica, victim.port))
     deadline = loop.time() + 20
@@ -138,6 +161,7 @@ async def kill_round(
             break
         await asyncio.sleep(0.05)
     await replacement
+    result.signaling_s = list(await asyncio.gather(*probes))
     await asyncio.sleep(SETTLE)
     result.media_gap_s = gaps(calls, killed_at, loop.time())
     for call, count in zip(calls, resumed_before, strict=True):
@@ -182,4 +206,5 @@ def summary(rounds: list[Round]) -> dict[str, Any]:
         "legs_changed": sum(not r.legs_same for r in rounds),
         "media_gaps": [g for r in rounds for g in r.media_gap_s],
         "resumes": [s for r in rounds for s in r.resume_s],
+        "signaling": [s for r in rounds for s in r.signaling_s],
     }

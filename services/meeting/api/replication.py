@@ -23,7 +23,7 @@ from services.meeting.domain.legs import LegKind
 from services.meeting.store.conference_store import JoinableConference
 from services.meeting.store.replica_store import ReplicaStore
 
-RENEW_SECONDS = 0.5
+RENEW_SECONDS = 0.25
 
 
 def new_replica_id() -> str:

@@ -864,6 +864,13 @@ class Signaling:
                         live = self.live.pop(conference_id)
                         if live.subscription is not None:
                             await live.subscription.unsubscribe()
+                        for conn in list(self.connections.values()):
+                            if conn.conference_id != conference_id:
+                                continue
+                            if isinstance(conn, Connection):
+                                conn.remote = True  # its messages go to the new owner
+                            else:
+                                del self.connections[conn.participant_id]
                 elsewhere = sorted(
                     {
                         c.conference_id

@@ -27,7 +27,7 @@ from services.common.db import transaction
 
 T = TypeVar("T")
 RELAY_STALE_SECONDS = 3.0
-LEASE_SECONDS = 1.5
+LEASE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
