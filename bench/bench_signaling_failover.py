@@ -59,9 +59,11 @@ async def measure(region: ReplicatedMeeting) -> tuple[list[float], dict[str, Any
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="roomtrust-signaling-failover-") as tmp:
-        with replicated_meeting(Path(tmp)) as region:
-            baseline, result = asyncio.run(measure(region))
+    with (
+        tempfile.TemporaryDirectory(prefix="roomtrust-signaling-failover-") as tmp,
+        replicated_meeting(Path(tmp)) as region,
+    ):
+        baseline, result = asyncio.run(measure(region))
     media = [g * 1000 for g in result["media_gaps"]]
     resumes = [s * 1000 for s in result["resumes"]]
     signaling = [s * 1000 for s in result["signaling"]]
