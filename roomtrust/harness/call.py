@@ -5,17 +5,16 @@ reads every signaling message in the background, applies `media.keys` and `media
 a relay failover needs nothing from the caller), and keeps the rest for `expect`. Media goes out
 from one local UDP socket to whatever relay the latest grant names: the participant never tells
 anyone its port and never listens for strangers (MT-12). An audio sender paces 20 ms frames on the
-event loop clock. Given `reconnect` (how to open a new signaling socket), the call asks for a resume
-token when it joins and, when its socket drops before the conference is over for it, opens a new
-one and resumes its place (`resume`), while its media keeps flowing on the same keys; `resumes`
-records each (dropped at, resumed at). Used by the tests, the features and the failover benchmarks.
+event loop clock. With a resumable signaling client (`Signal(..., resumable=True)`) the call asks for
+a resume token when it joins, and the client resumes its place on a new socket when the old one
+drops (`protocol.signaling_client`), while the media keeps flowing on the same keys. Used by the
+tests, the features and the failover benchmarks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +22,7 @@ from media_core.endpoint import MediaEndpoint
 from media_core.rtp import RtpPacket
 from media_core.sources import AudioSource
 from protocol.meeting_client import Signal
-from protocol.signaling import TERMINAL, MessageType
-
-Reconnect = Callable[[], Awaitable[Signal]]
-RESUME_PATIENCE = 20.0  # seconds a dropped call keeps trying to resume
+from protocol.signaling import MessageType
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +40,8 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class MediaCall:
-    def __init__(
-        self,
-        signal: Signal,
-        *,
-        jitter_delay: float | None = None,
-        reconnect: Reconnect | None = None,
-    ) -> None:
+    def __init__(self, signal: Signal, *, jitter_delay: float | None = None) -> None:
         self.signal = signal
-        self.reconnect = reconnect
-        self.received: list[dict[str, Any]] = []
-        self.resume_token: dict[str, Any] | None = None
-        self.resumes: list[tuple[float, float]] = []
-        self.over = False  # the conference is over for this participant
         self.endpoint = MediaEndpoint(jitter_delay)
         self.arrivals: list[Arrival] = []
         self.key_events: list[tuple[float, str]] = []  # (time, "keys" | "rekey" | "move")
@@ -104,18 +89,9 @@ class MediaCall:
         while True:
             message = await self.signal.next(timeout=3600)
             if message is None:
-                resumable = self.reconnect is not None and self.resume_token and not self.over
-                if resumable and await self._resume():
-                    continue
                 self._news.set()
                 return
-            self.received.append(message)
-            kind = message.get("type")
-            if kind in TERMINAL:
-                self.over = True
-            if kind == MessageType.RESUME_TOKEN:
-                self.resume_token = message
-            if kind in (MessageType.ADMITTED, MessageType.LOBBY_WAITING):
+            if message.get("type") in (MessageType.ADMITTED, MessageType.LOBBY_WAITING):
                 self.participant_id = str(message.get("participant_id"))
             if self.endpoint.handle_message(message):
                 kind = "move" if message["type"] == MessageType.MEDIA_MOVE else "keys"
@@ -129,7 +105,7 @@ class MediaCall:
         """The next message of this type not yet returned by `expect`."""
         deadline = self.loop.time() + timeout
         while True:
-            received = self.received
+            received = self.signal.received
             while self._seen < len(received):
                 message = received[self._seen]
                 self._seen += 1
@@ -145,50 +121,15 @@ class MediaCall:
                 await asyncio.wait_for(self._news.wait(), remaining)
 
     def types(self) -> list[str]:
-        return [str(m.get("type")) for m in self.received]
+        return [str(m.get("type")) for m in self.signal.received]
 
     async def join(self, conference_id: str, password: str | None = None) -> None:
         message: dict[str, Any] = {"type": MessageType.JOIN, "conference_id": conference_id}
         if password is not None:
             message["password"] = password
-        if self.reconnect is not None:
+        if self.signal.resumable:
             message["resumable"] = True
         await self.send(message)
-
-    async def _resume(self) -> bool:
-        """Open new sockets until one resumes this participant's place (or patience runs out)."""
-        assert self.reconnect is not None and self.resume_token is not None
-        dropped = self.loop.time()
-        token = self.resume_token
-        request = {
-            "type": MessageType.RESUME,
-            "conference_id": token["conference_id"],
-            "participant_id": token["participant_id"],
-            "token": token["token"],
-        }
-        while self.loop.time() - dropped < RESUME_PATIENCE:
-            signal = None
-            try:
-                signal = await self.reconnect()
-                await signal.send(request)
-                while True:
-                    answer = await signal.next(timeout=5)
-                    if answer is None or answer.get("type") == MessageType.ERROR:
-                        break
-                    if answer.get("type") == MessageType.RESUMED:
-                        old, self.signal = self.signal, signal
-                        self.received.append(answer)
-                        self.resumes.append((dropped, self.loop.time()))
-                        with contextlib.suppress(Exception):
-                            await old.__aexit__(None, None, None)
-                        return True
-            except Exception:  # refused, reset, timed out: try a new socket
-                pass
-            if signal is not None:
-                with contextlib.suppress(Exception):
-                    await signal.__aexit__(None, None, None)
-            await asyncio.sleep(0.1)
-        return False
 
     async def keys(self, timeout: float = 10.0) -> None:
         """Wait until the first media keys are in."""

@@ -68,7 +68,7 @@ def open_legs(region: ReplicatedMeeting, conference_id: str) -> dict[str, list[i
 
 
 def latest_roster(call: MediaCall) -> frozenset[str]:
-    rosters = [m for m in call.received if m.get("type") == T.ROSTER]
+    rosters = [m for m in call.signal.received if m.get("type") == T.ROSTER]
     assert rosters, "no roster yet"
     return frozenset(p["participant_id"] for p in rosters[-1]["participants"])
 
@@ -78,14 +78,9 @@ async def join_all(
 ) -> list[MediaCall]:
     calls = []
     for index, api in enumerate(apis):
-        token = api.token
-
-        async def reconnect(token: str | None = token) -> Signal:
-            signal = Signal(region.url, region.ca_file, token)
-            await signal.__aenter__()
-            return signal
-
-        call = await MediaCall(await reconnect(), reconnect=reconnect).open()
+        signal = Signal(region.url, region.ca_file, api.token, resumable=True)
+        await signal.__aenter__()
+        call = await MediaCall(signal).open()
         await call.join(conference_id)
         await call.expect(T.ADMITTED)
         await call.keys()
@@ -120,7 +115,7 @@ def gaps(calls: list[MediaCall], killed_at: float, until: float) -> list[float]:
 async def probe(call: MediaCall, killed_at: float, patience: float = 20.0) -> float:
     """Seconds from the kill until the owner answers this participant's message again."""
     loop = asyncio.get_running_loop()
-    start = len(call.received)
+    start = len(call.signal.received)
     while loop.time() - killed_at < patience:
         with contextlib.suppress(Exception):
             await call.send({"type": T.MEDIA, "audio": True})
@@ -128,7 +123,7 @@ async def probe(call: MediaCall, killed_at: float, patience: float = 20.0) -> fl
         while loop.time() - attempt < 0.5:
             if any(
                 m.get("type") == T.MEDIA_STATE and m.get("participant_id") == call.participant_id
-                for m in call.received[start:]
+                for m in call.signal.received[start:]
             ):
                 return loop.time() - killed_at
             await asyncio.sleep(0.01)
@@ -141,7 +136,7 @@ async def kill_round(
     result = Round()
     roster_before = latest_roster(calls[0])
     legs_before = open_legs(region, conference_id)
-    resumed_before = [len(c.resumes) for c in calls]
+    resumed_before = [len(c.signal.resumes) for c in calls]
     victim = owner_replica(region, conference_id)
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(region.kill, victim)
@@ -151,7 +146,9 @@ async def kill_round(
     replacement = asyncio.create_task(asyncio.to_thread(region.start_replica, victim.port))
     deadline = loop.time() + 20
     while True:  # until the dropped calls resumed and the owner is a live replica again
-        dropped = [c for c, n in zip(calls, resumed_before, strict=True) if len(c.resumes) == n]
+        dropped = [
+            c for c, n in zip(calls, resumed_before, strict=True) if len(c.signal.resumes) == n
+        ]
         dropped = [c for c in dropped if c.signal.close_code is not None]
         owner = region.owner(conference_id)
         if not dropped and owner is not None and str(victim.process.pid) not in owner.split("-"):
@@ -165,8 +162,8 @@ async def kill_round(
     await asyncio.sleep(SETTLE)
     result.media_gap_s = gaps(calls, killed_at, loop.time())
     for call, count in zip(calls, resumed_before, strict=True):
-        result.resume_s += [up - down for down, up in call.resumes[count:]]
-    result.left = result.left or any(c.over for c in calls)
+        result.resume_s += [up - down for down, up in call.signal.resumes[count:]]
+    result.left = result.left or any(c.signal.over for c in calls)
     result.roster_same = all(latest_roster(c) == roster_before for c in calls)
     legs_after = open_legs(region, conference_id)
     result.open_legs = {a: len(ids) for a, ids in legs_after.items()}
