@@ -33,7 +33,12 @@ from protocol.signaling import MessageType as T
 from roomtrust.container_host import postgres_missing
 from roomtrust.harness.call import MediaCall
 from roomtrust.harness.meeting_replicas import REGION, ReplicatedMeeting, replicated_meeting
-from roomtrust.harness.owner_failover import run_rounds, setup_conference, summary
+from roomtrust.harness.owner_failover import (
+    owner_replica,
+    run_rounds,
+    setup_conference,
+    summary,
+)
 from roomtrust.stack.balancer import haproxy_missing, server_states
 from services.meeting import audit
 
@@ -234,7 +239,12 @@ def test_a_killed_relay_is_replaced_once_and_its_conference_moves_once(
             await asyncio.sleep(2.0)  # long enough for a second replacement to show, if any
             seen["rows"] = region.relay_rows()
             seen["rows_before"] = rows_before
-            await o.send({"type": T.END})
+            # the REST API's end, through the replica that does not own the conference
+            other = next(r for r in region.replicas if r is not owner_replica(region, cid))
+            with MeetingApi(other.url, region.ca_file, owner.token) as elsewhere:
+                seen["ended"] = await asyncio.to_thread(elsewhere.end, cid)
+            await o.expect(T.CONFERENCE_ENDED)
+            await g.expect(T.CONFERENCE_ENDED)
         finally:
             await close_calls(o, g)
         return seen
@@ -248,6 +258,7 @@ def test_a_killed_relay_is_replaced_once_and_its_conference_moves_once(
     lost = [r for r in seen["rows"] if r["lost"]]
     assert [r["name"] for r in lost] == [before[0]], seen["rows"]
     assert len(seen["rows"]) == len(seen["rows_before"]) + 1, seen["rows"]  # replaced once
+    assert seen["ended"]["was_live"] is True, seen["ended"]  # the owner ended it
 
 
 def test_the_owner_replica_killed_mid_call_twice_nobody_leaves_and_the_record_holds(

@@ -63,7 +63,8 @@ class Bus:
         return f"roomtrust.meeting.{self.region}.participant.{participant_id}"
 
     async def subscribe(self, subject: str, handler: Handler) -> Subscription:
-        """Handle each message in order; a request gets the handler's answer as its reply."""
+        """Handle each message in order; a request gets the handler's answer as its reply (none
+        when the handler returns None)."""
 
         async def receive(msg: Msg) -> None:
             try:
@@ -71,8 +72,8 @@ class Bus:
             except ValueError:
                 return
             answer = await handler(body if isinstance(body, dict) else {})
-            if msg.reply:
-                await msg.respond(json.dumps(answer or {}).encode())
+            if msg.reply and answer is not None:  # None: not this subscriber's to answer
+                await msg.respond(json.dumps(answer).encode())
 
         return await self.nc.subscribe(subject, cb=receive)
 

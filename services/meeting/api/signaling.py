@@ -97,6 +97,8 @@ log = logging.getLogger("roomtrust.meeting.signaling")
 
 CLOSE_UNAUTHENTICATED = wire.SignalingClose.UNAUTHENTICATED
 RESUME_GRACE = 10.0  # seconds a dropped resumable participant keeps its place
+UNSUBSCRIBE_DELAY = 1.0  # after a conference ends, before its bus subject is let go
+_BACKGROUND: set[asyncio.Future[None]] = set()
 # what a replica asks a conference's owner on the bus
 ENTER, EXIT, MESSAGE, REJOIN, DROPPED = "enter", "exit", "message", "rejoin", "dropped"
 IN_CONFERENCE_WITH_POLICY = (MessageType.CHAT, MessageType.RECORD, MessageType.STREAM)
@@ -219,7 +221,9 @@ class Signaling:
         if live is None:
             body = {"kind": "reconfigure", "locked": locked, "escalation": escalation}
             await self._ask_owner(conference_id, body)
-            return
+            live = self.live.get(conference_id)  # taken over meanwhile: it is this replica's now
+            if live is None:
+                return
         async with live.lock:
             await self._apply(live, Reconfigure(locked, escalation))
 
@@ -229,7 +233,9 @@ class Signaling:
         live = self.live.get(conference_id)
         if live is None:
             answer = await self._ask_owner(conference_id, {"kind": "terminate"})
-            return bool(answer.get("ended"))
+            live = self.live.get(conference_id)
+            if live is None:
+                return bool(answer.get("ended"))
         async with live.lock:
             if live.session.ended:
                 return False
@@ -676,7 +682,9 @@ class Signaling:
         bus = self.replication.bus
         conference_id = live.conference_id
 
-        async def handle(body: dict[str, Any]) -> dict[str, Any]:
+        async def handle(body: dict[str, Any]) -> dict[str, Any] | None:
+            if self.live.get(conference_id) is not live:
+                return None  # an ended session's subject, about to be let go
             return await self._on_request(conference_id, body)
 
         live.subscription = await bus.subscribe(bus.conference_subject(conference_id), handle)
@@ -685,8 +693,11 @@ class Signaling:
         if self.replication is None:
             return
         if live.subscription is not None:
-            with contextlib.suppress(Exception):
-                await live.subscription.unsubscribe()
+            # not from here: this may run in that subscription's own handler, which unsubscribing
+            # would cancel before it answers
+            asyncio.get_running_loop().call_later(
+                UNSUBSCRIBE_DELAY, _unsubscribe_soon, live.subscription
+            )
             live.subscription = None
         rep = self.replication
         await rep.store.release(live.conference_id, rep.replica_id)
@@ -885,6 +896,16 @@ class Signaling:
             except Exception:
                 log.exception("replication loop failed; trying again")
             await asyncio.sleep(RENEW_SECONDS)
+
+
+def _unsubscribe_soon(subscription: Any) -> None:
+    async def unsubscribe() -> None:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+
+    task = asyncio.ensure_future(unsubscribe())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def _digest(token: str) -> str:

@@ -1,11 +1,12 @@
 """A relay of a replicated meeting region registers itself in PostgreSQL and beats its row.
 
-With ROOMTRUST_DATABASE_URL on PostgreSQL and ROOMTRUST_BUS_URL set (a replicated region), the
+With ROOMTRUST_DATABASE_URL on PostgreSQL (the deployed region, and the replicated one), the
 relay writes its row in the region's `relays` table once its ready file is written (name, media
 address, control URL, CA file, capacity, pid) and refreshes its heartbeat every `BEAT_SECONDS`.
 When a beat finds the row declared lost (a replica gave up on it and moved its conferences), the
-relay ends itself, so it never carries media next to its replacement. The embedded region (SQLite)
-finds its relays by their ready files only.
+relay ends itself, so it never carries media next to its replacement. A region process reads the
+rows when it is replicated (ROOMTRUST_BUS_URL); the embedded region (SQLite, or one process) finds
+its relays by their ready files, as before.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ CAPACITY = 200  # conferences a relay takes, as the placement reads it
 
 
 def replicated(settings: Settings) -> bool:
-    return bool(settings.bus_url and settings.database_url and is_postgres(settings.database_url))
+    """Whether a region process of these settings is replicated (a bus and PostgreSQL)."""
+    return bool(settings.bus_url) and registers(settings)
+
+
+def registers(settings: Settings) -> bool:
+    """Whether a relay of these settings registers in the region's database."""
+    return bool(settings.database_url and is_postgres(settings.database_url))
 
 
 def start_registration(
