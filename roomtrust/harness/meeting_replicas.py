@@ -62,6 +62,13 @@ class Nats:
     log: Path
 
 
+def nats_missing() -> str | None:
+    """Why the region's nats-server cannot run here, or None."""
+    if not os.access(NATS_SERVER, os.X_OK):
+        return f"nats-server is not installed ({NATS_SERVER} missing; apt-get install nats-server)"
+    return None
+
+
 @contextmanager
 def nats_server(directory: Path) -> Iterator[Nats]:
     directory.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ database (`roomtrust.harness.meeting_replicas`).
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -32,7 +33,12 @@ from protocol.meeting_client import MeetingApi, Signal
 from protocol.signaling import MessageType as T
 from roomtrust.container_host import postgres_missing
 from roomtrust.harness.call import MediaCall
-from roomtrust.harness.meeting_replicas import REGION, ReplicatedMeeting, replicated_meeting
+from roomtrust.harness.meeting_replicas import (
+    REGION,
+    ReplicatedMeeting,
+    nats_missing,
+    replicated_meeting,
+)
 from roomtrust.harness.owner_failover import (
     owner_replica,
     run_rounds,
@@ -40,6 +46,7 @@ from roomtrust.harness.owner_failover import (
     summary,
 )
 from roomtrust.stack.balancer import haproxy_missing, server_states
+from services.common.db import is_postgres
 from services.meeting import audit
 
 pytestmark = [
@@ -47,6 +54,12 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(bool(postgres_missing()), reason=str(postgres_missing())),
     pytest.mark.skipif(bool(haproxy_missing()), reason=str(haproxy_missing())),
+    pytest.mark.skipif(bool(nats_missing()), reason=str(nats_missing())),
+    # the region makes its own database: once, in CI's PostgreSQL pass, is enough
+    pytest.mark.skipif(
+        not is_postgres(os.environ.get("ROOMTRUST_DATABASE_URL", "")),
+        reason="runs in the PostgreSQL pass (ROOMTRUST_DATABASE_URL on PostgreSQL)",
+    ),
 ]
 
 OWNER_HZ, GUEST_HZ = 440, 660
