@@ -50,6 +50,10 @@ HEARTBEAT_TIMEOUT = 5.0
 
 
 class RelayPool:
+    # A replacement relay ends with the region process that started it; in a replicated region it
+    # carries conferences of every replica, so it must outlive the one that happened to start it.
+    replacements_outlive_region = False
+
     def __init__(
         self,
         home: Path,
@@ -137,6 +141,27 @@ class RelayPool:
             for pid, grant in grants.items():
                 await self._tell(pid, MediaKeys(pid, grant, rekey=True).encode())
 
+    async def refresh(self, conference_id: str, relay: str) -> None:
+        """A participant holds a grant for `relay`: when the conference is elsewhere now, re-key
+        it there, so everyone (that participant too) gets a grant for its relay."""
+        async with self._conference(conference_id):
+            host = self.directory.host(conference_id)
+            if host is None or host == relay:
+                return
+            await self._rekey(host, conference_id)
+
+    async def _rekey(self, host: str, conference_id: str) -> None:
+        control = self._controls.get(host)
+        if control is None:
+            return
+        try:
+            grants = await control.rekey_conference(conference_id)
+        except (httpx.HTTPError, RelayControlError) as exc:
+            log.warning("relay %s: re-key failed: %s", host, _reason(exc))
+            return
+        for pid, grant in grants.items():
+            await self._tell(pid, MediaKeys(pid, grant, rekey=True).encode())
+
     async def _tell(self, participant_id: str, message: dict[str, Any]) -> None:
         if self.notify is not None:
             await self.notify(participant_id, {**message, "participant_id": participant_id})
@@ -148,7 +173,7 @@ class RelayPool:
         self.notify = notify
         try:
             while True:
-                self._scan()
+                await self._discover()
                 self._reap()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), self.scan_interval)
@@ -166,17 +191,16 @@ class RelayPool:
     def live_relays(self) -> list[str]:
         return sorted(self.directory.live)
 
+    async def _discover(self) -> None:
+        self._scan()
+
     def _scan(self) -> None:
         for ready in running_relays(self.home, self.region):
             name = str(ready["name"])
             pid = int(ready["pid"])
             if name in self.directory.lost or self._watched_pids.get(name) == pid:
                 continue
-            old = self._watchers.pop(name, None)
-            if old is not None:
-                old.cancel()
-            self._watched_pids[name] = pid
-            self._watchers[name] = asyncio.create_task(self._watch(name, ready))
+            self._start_watch(name, pid, ready)
 
     async def _watch(self, name: str, ready: dict[str, Any]) -> None:
         """Hold the relay's heartbeat stream open; when it ends, the relay is lost."""
@@ -221,6 +245,13 @@ class RelayPool:
 
     async def _lost(self, name: str) -> None:
         await self._carry_out(self._mark_lost(name))
+
+    def _start_watch(self, name: str, pid: int, ready: dict[str, Any]) -> None:
+        old = self._watchers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        self._watched_pids[name] = pid
+        self._watchers[name] = asyncio.create_task(self._watch(name, ready))
 
     def _mark_lost(self, name: str) -> list[Move]:
         if name in self.directory.lost:
@@ -274,19 +305,21 @@ class RelayPool:
         await asyncio.sleep(self.replace_delay)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        parent = () if self.replacements_outlive_region else ("--parent-pid", str(os.getpid()))
         with open(logs / f"relay-{self.region}.log", "ab") as out:
             child = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "services.meeting.relay"),
                     *("--region", self.region, "--home", str(self.home)),
-                    *("--parent-pid", str(os.getpid())),
+                    *parent,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._children.append(child)
+        if not self.replacements_outlive_region:
+            self._children.append(child)
         self.replacements += 1
         log.warning("relay %s replaced by pid %d", name, child.pid)
         self._changed.set()
