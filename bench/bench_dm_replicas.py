@@ -30,6 +30,7 @@ import websockets
 
 from bench.bench_dm_telemetry import _hammer
 from protocol.dm_channel import PATH as CHANNEL_PATH
+from protocol.dm_channel import Ack
 from roomtrust.container_host import postgres_missing
 from roomtrust.harness.replicas import BalancedRegion, balanced_region
 from roomtrust.stack.balancer import haproxy_missing
@@ -101,8 +102,8 @@ async def _command_latencies(
                 raise RuntimeError(f"command: {answer.status_code} {answer.text}")
             message = json.loads(await asyncio.wait_for(channel.recv(), 10))
             latencies.append(time.perf_counter() - started)
-            ack = {"type": "ack", "command_id": message["command_id"], "result": {"ok": True}}
-            await channel.send(json.dumps(ack))
+            ack = Ack(command_id=message["command_id"], result={"ok": True})
+            await channel.send(json.dumps(ack.encode()))
             await asyncio.sleep(0.02)
     return latencies
 
