@@ -3,7 +3,8 @@
 A VPC with public and private subnets; an ECS Fargate cluster running signaling (behind an
 HTTPS-only ALB with a TLS 1.2+ policy), the media relay (behind an NLB that opens only the UDP
 media ports), the PSTN gateway and the interop gateway (behind an NLB of TLS listeners only: the
-trunk API on 443, SIP on 5061, H.225.0 on 1300); RDS PostgreSQL, encrypted, with forced TLS,
+trunk API on 443, SIP on 5061, H.225.0 on 1300) and the region's bus (a NATS cluster found
+through Cloud Map, reached by signaling only: `infra/meeting/bus.py`); RDS PostgreSQL, encrypted, with forced TLS,
 backups and deletion protection; an S3 bucket for recordings (SSE-KMS, public access blocked, no
 replication, TLS-only bucket policy); Secrets Manager secrets for the region CA, the service tokens
 and the recording key; CloudWatch log groups keeping 180 days.
@@ -11,7 +12,9 @@ and the recording key; CloudWatch log groups keeping 180 days.
 The containers' contract (what `roomtrust serve meeting|relay|pstn|interop` read,
 services/common/settings.py): each listens on 0.0.0.0; signaling's database is the RDS instance's,
 its recordings go to the bucket (the task role may write it), its certificate carries the public
-host names; relays give the media NLB's name to participants and register with the region's
+host names, and its replicas are one region: each is given the bus (ROOMTRUST_BUS_URL, the
+bus's Cloud Map name), through which participants on any task reach their conference's owner
+(docs/meeting-replicas.md); relays give the media NLB's name to participants and register with the region's
 database; the gateways reach signaling by its public name. The region CA, the service tokens and
 the recording key are files of a read-only secrets volume; the state directory is the one writable
 volume. `tests/infra/test_meeting_container_contract.py` starts each container as this spec says.
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.meeting.bus import CLIENT_PORT, ROUTE_PORT, NatsBus, NatsBusArgs
 from infra.meeting.service import (
     DATA_MOUNT,
     SECRETS_MOUNT,
@@ -313,6 +317,29 @@ class MeetingRegion(pulumi.ComponentResource):
                 egress=egress,
                 opts=self.child,
             )
+        # the bus trusts what it carries (the replicas signed the sockets in): only signaling
+        # reaches its clients' port, and only its own tasks its route port
+        self.bus_sg = aws.ec2.SecurityGroup(
+            f"{name}-bus-sg",
+            vpc_id=self.vpc.id,
+            description="bus (NATS): clients from signaling, routes between bus tasks only",
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": CLIENT_PORT,
+                    "to_port": CLIENT_PORT,
+                    "security_groups": [self.signaling_sg.id],
+                },
+                {
+                    "protocol": "tcp",
+                    "from_port": ROUTE_PORT,
+                    "to_port": ROUTE_PORT,
+                    "self": True,
+                },
+            ],
+            egress=egress,
+            opts=self.child,
+        )
         self.db_sg = aws.ec2.SecurityGroup(
             f"{name}-db-sg",
             vpc_id=self.vpc.id,
@@ -556,6 +583,40 @@ class MeetingRegion(pulumi.ComponentResource):
         )
         return execution, task
 
+    def _bus(
+        self,
+        name: str,
+        cluster_arn: pulumi.Input[str],
+        execution_role_arn: pulumi.Input[str],
+        subnet_ids: list[pulumi.Output[str]],
+    ) -> NatsBus:
+        """The region's NATS cluster, found by its Cloud Map name in a private namespace."""
+        namespace_name = f"{self.prefix}.internal"
+        namespace = aws.servicediscovery.PrivateDnsNamespace(
+            f"{name}-namespace",
+            name=namespace_name,
+            vpc=self.vpc.id,
+            description=f"{self.prefix}: the region's internal names (its bus)",
+            opts=self.child,
+        )
+        args = NatsBusArgs(
+            prefix=self.prefix,
+            region=self.args.region,
+            aws_region=self.args.aws_region,
+            cluster_arn=cluster_arn,
+            execution_role_arn=execution_role_arn,
+            namespace_id=namespace.id,
+            namespace_name=namespace_name,
+            subnet_ids=subnet_ids,
+            security_group_ids=[self.bus_sg.id],
+        )
+        self.bus_url = args.url
+        return NatsBus(
+            f"{name}-bus",
+            args,
+            opts=pulumi.ResourceOptions(parent=self, providers={"aws": self.provider}),
+        )
+
     def _compute(self, name: str) -> None:
         cluster = aws.ecs.Cluster(
             f"{name}-cluster",
@@ -599,6 +660,7 @@ class MeetingRegion(pulumi.ComponentResource):
         )
         region = self.args.region
         media_port = self.args.media_ports[0]
+        self.bus = self._bus(name, cluster.arn, execution.arn, private_ids)
         common: dict[str, pulumi.Input[str]] = {
             "ROOMTRUST_REGION": region,
             "ROOMTRUST_HOST": "0.0.0.0",
@@ -612,6 +674,8 @@ class MeetingRegion(pulumi.ComponentResource):
                 "ROOMTRUST_DATABASE_URL": self._database_url(),
                 "ROOMTRUST_BLOB_STORE": "s3",
                 "ROOMTRUST_BLOB_BUCKET": self.bucket_name,
+                # replicated mode: the tasks are one region, each live conference owned by one
+                "ROOMTRUST_BUS_URL": self.bus_url,
             },
             "relay": {
                 "ROOMTRUST_PORT": str(RELAY_CONTROL_PORT),

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from infra.policy.geography import CLOUD_NAME, CLOUD_OF_SERVICE, REGIONS, allowed, normalise
 from infra.policy.graph import PROVIDER_PREFIX, Graph, decoded, get
@@ -69,6 +70,10 @@ AWS_TASK = "aws:ecs/taskDefinition:TaskDefinition"
 AWS_KMS = "aws:kms/key:Key"
 AWS_SG = "aws:ec2/securityGroup:SecurityGroup"
 AWS_SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+AWS_CLOUD_MAP_SERVICE = "aws:servicediscovery/service:Service"
+AWS_CLOUD_MAP_NAMESPACE = "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace"
+# a NATS server persists messages only with JetStream on (`-js`, `--jetstream`, `--store_dir`)
+NATS_PERSISTENCE_FLAGS = ("-js", "--js", "-jetstream", "--jetstream", "-sd", "--store_dir")
 BUCKETS = (AWS_BUCKET, AWS_BUCKET_V2)
 
 
@@ -229,8 +234,11 @@ def ecs_service_count(props: dict[str, Any]) -> list[str]:
         found.append(f"desiredCount is {count!r}: at least {MIN_REPLICAS}")
     if get(props, "deploymentCircuitBreaker", "enable") is not True:
         found.append("no deployment circuit breaker: a failing deployment is not rolled back")
-    if not props.get("loadBalancers"):
-        found.append("no load balancer: unhealthy tasks are not taken out of service")
+    if not props.get("loadBalancers") and not props.get("serviceRegistries"):
+        found.append(
+            "neither a load balancer nor a Cloud Map registry: unhealthy tasks are not taken "
+            "out of service"
+        )
     return found
 
 
@@ -533,6 +541,8 @@ def _service_health(graph: Graph, out: _Collector) -> None:
         else:
             out.extend(service, task_health(task.get("inputs") or {}))
         arns = [get(lb, "targetGroupArn") for lb in get(service, "inputs", "loadBalancers") or []]
+        if not arns and get(service, "inputs", "serviceRegistries"):
+            continue  # found through Cloud Map: ECS takes a task that fails its check out of it
         for arn in arns or [None]:
             group = _linked(graph, service, None, AWS_TARGET_GROUP, ("name",), arn)
             if group is None:
@@ -704,6 +714,124 @@ def _gateways(graph: Graph, out: _Collector) -> None:
                     )
 
 
+def _containers(task: dict[str, Any] | None) -> list[dict[str, Any]]:
+    raw = get(task, "inputs", "containerDefinitions")
+    try:
+        containers = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return []
+    return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+
+
+def _essential_env(task: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        e.get("name"): e.get("value")
+        for c in _containers(task)
+        if c.get("essential", True) is not False
+        for e in c.get("environment") or []
+    }
+
+
+def _runs_nats(task: dict[str, Any] | None) -> bool:
+    return any(
+        str(c.get("image", "")).startswith("nats:")
+        or str((c.get("command") or [""])[0]).endswith("nats-server")
+        for c in _containers(task)
+    )
+
+
+def _persistence_flags(task: dict[str, Any] | None) -> list[str]:
+    return [
+        str(arg)
+        for c in _containers(task)
+        for arg in c.get("command") or []
+        if str(arg).split("=", 1)[0] in NATS_PERSISTENCE_FLAGS
+    ]
+
+
+def _replicated_signaling(graph: Graph, out: _Collector) -> None:
+    """A meeting region running two or more signaling tasks runs them as one replicated region:
+    signaling is given a bus (ROOMTRUST_BUS_URL, a NATS URL naming the bus's Cloud Map service in
+    the region's private namespace) and the bus is an ECS service of a NATS server, core NATS only
+    (no JetStream: chat is never persisted, MT-18), whose security group is not open to the
+    internet. Without it each task would own the conferences its sockets joined: one conference,
+    several rooms."""
+    if graph.meta().service != "meeting":
+        return
+    component = {"urn": graph.meta().urn}
+    services = list(graph.of_type(AWS_ECS_SERVICE))
+    signaling = [s for s in services if _task_family_role(get(s, "inputs", "name")) == "signaling"]
+    replicated = [s for s in signaling if (get(s, "inputs", "desiredCount") or 0) >= MIN_REPLICAS]
+    if not replicated:
+        return
+    buses = [
+        s
+        for s in services
+        if _runs_nats(_linked(graph, s, "taskDefinition", AWS_TASK, ("family",)))
+    ]
+    out.select(len(replicated) + len(buses))
+    if not buses:
+        out.add(component, "signaling runs several tasks but the region runs no bus (NATS) service")
+    hosts: set[str] = set()
+    ports: set[int] = set()
+    namespaces = [get(n, "inputs", "name") for n in graph.of_type(AWS_CLOUD_MAP_NAMESPACE)]
+    for bus in buses:
+        task = _linked(graph, bus, "taskDefinition", AWS_TASK, ("family",))
+        ports |= {
+            int(m["containerPort"])
+            for c in _containers(task)
+            for m in c.get("portMappings") or []
+            if isinstance(m.get("containerPort"), int | float)
+        }
+        for flag in _persistence_flags(task):
+            out.add(bus, f"the bus runs NATS with {flag}: JetStream would persist what crosses it")
+        registry = None
+        for entry in _as_list(get(bus, "inputs", "serviceRegistries")):
+            arn = get(entry, "registryArn")
+            registry = _linked(graph, bus, None, AWS_CLOUD_MAP_SERVICE, ("name",), arn)
+        if registry is None:
+            out.add(bus, "the bus is registered in no Cloud Map service: signaling cannot find it")
+        else:
+            name = get(registry, "inputs", "name")
+            hosts |= {f"{name}.{namespace}" for namespace in namespaces if namespace}
+        groups = [g for g in graph.of_type(AWS_SG) if str(g.get("name", "")).endswith("-bus-sg")]
+        if not groups:
+            out.add(bus, "no security group of the bus")
+        for group in groups:
+            out.select()
+            for rule in get(group, "inputs", "ingress") or []:
+                sources = set(rule.get("cidrBlocks") or []) | set(rule.get("ipv6CidrBlocks") or [])
+                if sources & INTERNET:
+                    out.add(
+                        group,
+                        f"the bus's security group opens {rule.get('fromPort')} to the internet: "
+                        "only the signaling tasks may reach it",
+                    )
+    for service in replicated:
+        task = _linked(graph, service, "taskDefinition", AWS_TASK, ("family",))
+        env = _essential_env(task)
+        url = env.get("ROOMTRUST_BUS_URL")
+        count = get(service, "inputs", "desiredCount")
+        if not url:
+            out.add(
+                service,
+                f"signaling runs {count} tasks without ROOMTRUST_BUS_URL: each would own the "
+                "conferences joined on it (a conference split between tasks)",
+            )
+            continue
+        parts = urlsplit(str(url))
+        if parts.scheme != "nats" or parts.hostname not in hosts or parts.port not in ports:
+            out.add(
+                service,
+                f"ROOMTRUST_BUS_URL {url!r} is not the bus's Cloud Map name "
+                f"({', '.join(sorted(f'nats://{h}' for h in hosts)) or 'no bus registered'}, "
+                f"on a port of its task: {sorted(ports)})",
+            )
+        database = env.get("ROOMTRUST_DATABASE_URL")
+        if not isinstance(database, str) or not database.startswith("postgresql"):
+            out.add(service, "a replicated signaling needs a PostgreSQL ROOMTRUST_DATABASE_URL")
+
+
 def _recordings_private(graph: Graph, out: _Collector) -> None:
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     for bucket in graph.of_type(*BUCKETS):
@@ -746,7 +874,7 @@ CHECKS: dict[str, Check] = {
         Check("IN-04", "recording and log storage has no cross-region replication", (_no_replication,)),
         Check("IN-05", "log stores keep 180 days; lifecycle rules delete older data", (_lifecycle,)),
         Check("IN-06", "each stack is bound to its environment's own credentials", (_credentials,)),
-        Check("IN-07", "every service has health checks and a desired count", (_service_health,)),
+        Check("IN-07", "every service has health checks and a desired count", (_service_health, _replicated_signaling)),
         Check("IN-08", "configuration databases are backed up"),
         Check("MT-12", "only HTTPS 443, the gateways' TLS ports and the UDP media ports face the internet", (_media_ports, _gateways)),
         Check("MT-16", "recordings and device data are never publicly readable", (_recordings_private,)),

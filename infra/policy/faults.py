@@ -232,6 +232,56 @@ def public_bucket(d: Document) -> None:
     block["inputs"]["restrictPublicBuckets"] = False
 
 
+def _task_of(document: Document, role: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    task = _named(document, c.AWS_TASK, f"-{role}-task")
+    return task, json.loads(task["inputs"]["containerDefinitions"])
+
+
+def signaling_replicas_without_bus(d: Document) -> None:
+    """Signaling runs several tasks, none given the bus: each owns the conferences joined on it."""
+    task, containers = _task_of(d, "signaling")
+    for container in containers:
+        env = container.get("environment") or []
+        container["environment"] = [e for e in env if e["name"] != "ROOMTRUST_BUS_URL"]
+    task["inputs"]["containerDefinitions"] = json.dumps(containers)
+
+
+def signaling_bus_url_elsewhere(d: Document) -> None:
+    """Signaling is given a NATS URL that is not the region's bus (its Cloud Map name)."""
+    task, containers = _task_of(d, "signaling")
+    for container in containers:
+        for variable in container.get("environment") or []:
+            if variable["name"] == "ROOMTRUST_BUS_URL":
+                variable["value"] = "nats://nats.example.com:4222"
+    task["inputs"]["containerDefinitions"] = json.dumps(containers)
+
+
+def region_without_bus(d: Document) -> None:
+    """The bus's ECS service and task are gone (signaling keeps its URL: nothing answers it)."""
+    d["resources"] = [
+        r
+        for r in d["resources"]
+        if not (
+            r["type"] in (c.AWS_TASK, c.AWS_ECS_SERVICE)
+            and str(get_input(r, "family", "name")).endswith("-bus")
+        )
+    ]
+
+
+def bus_open_to_internet(d: Document) -> None:
+    """The bus's client port is opened to the internet besides signaling's security group."""
+    group = _named(d, c.AWS_SG, "-bus-sg")
+    rule = {"protocol": "tcp", "fromPort": 4222, "toPort": 4222, "cidrBlocks": ["0.0.0.0/0"]}
+    group["inputs"]["ingress"].append(rule)
+
+
+def bus_with_jetstream(d: Document) -> None:
+    """The bus's NATS server runs with JetStream: what crosses it (chat) would be stored."""
+    task, containers = _task_of(d, "bus")
+    containers[0]["command"] = [*containers[0]["command"], "--jetstream"]
+    task["inputs"]["containerDefinitions"] = json.dumps(containers)
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -266,6 +316,11 @@ FAULTS: dict[str, Fault] = {
         Fault("a service without health checks", "IN-07", "meeting", service_without_health_checks),
         Fault("a container app without probes", "IN-07", "dm", app_without_probes),
         Fault("a service with a single task", "IN-07", "meeting", single_task),
+        Fault("signaling replicas without a bus URL", "IN-07", "meeting", signaling_replicas_without_bus),
+        Fault("signaling given a bus other than the region's", "IN-07", "meeting", signaling_bus_url_elsewhere),
+        Fault("a meeting region without its bus", "IN-07", "meeting", region_without_bus),
+        Fault("a bus open to the internet", "IN-07", "meeting", bus_open_to_internet),
+        Fault("a bus with JetStream", "IN-07", "meeting", bus_with_jetstream),
         Fault("a database without backups", "IN-08", "meeting", database_without_backups),
         Fault("a flexible server without backup settings", "IN-08", "dm", flexible_server_without_backup),
         Fault("SSH open to the internet", "MT-12", "meeting", ssh_open_to_internet),

@@ -58,8 +58,13 @@ def test_children_name_their_component_parent(stack_graphs: Graphs) -> None:
     graph = stack_graphs["prod-meeting-asia"]
     services = {r["urn"]: r for r in _of(graph, "roomtrust:meeting:FargateService")}
     assert len(services) == 4  # signaling, relay, the PSTN and the interop gateways
-    for task in _of(graph, "aws:ecs/taskDefinition:TaskDefinition"):
-        assert task["parent"] in services
+    [bus] = _of(graph, "roomtrust:meeting:NatsBus")  # the replicas' NATS cluster
+    tasks = _of(graph, "aws:ecs/taskDefinition:TaskDefinition")
+    assert len(tasks) == 5
+    for task in tasks:
+        assert task["parent"] in {*services, bus["urn"]}
+    [registry] = _of(graph, "aws:servicediscovery/service:Service")
+    assert registry["parent"] == bus["urn"]
 
 
 # In-process snapshots use meeting stacks only, so this process imports one cloud SDK.
@@ -71,11 +76,16 @@ def test_a_snapshot_is_repeatable_and_json(stack_graphs: Graphs) -> None:
 
 
 def test_stack_configuration_changes_the_graph(stack_graphs: Graphs) -> None:
-    def counts(graph: dict[str, Any]) -> list[int]:
-        return [s["inputs"]["desiredCount"] for s in _of(graph, "aws:ecs/service:Service")]
+    def counts(graph: dict[str, Any]) -> dict[str, int]:
+        return {
+            s["inputs"]["name"].rsplit("-", 1)[-1]: s["inputs"]["desiredCount"]
+            for s in _of(graph, "aws:ecs/service:Service")
+        }
 
-    assert counts(stack_graphs["prod-meeting-na"]) == [3] * 4
-    assert counts(stack_graphs["ci-meeting-na"]) == [2] * 4
+    roles = ("signaling", "relay", "pstn", "interop")
+    # the bus keeps its own size (three NATS tasks) whatever the services' count
+    assert counts(stack_graphs["prod-meeting-na"]) == {**dict.fromkeys(roles, 3), "bus": 3}
+    assert counts(stack_graphs["ci-meeting-na"]) == {**dict.fromkeys(roles, 2), "bus": 3}
     assert snapshot_stack("prod-meeting-na") == stack_graphs["prod-meeting-na"]
 
 
