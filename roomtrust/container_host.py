@@ -10,6 +10,8 @@ Each part stands in for what the cloud gives a container, using only this machin
 - `fresh_database()`: a new PostgreSQL database on 127.0.0.1:5432, dropped afterwards.
 - `TcpForwarder`: a port on the namespace's gateway address forwarded to a loopback-only server
   (PostgreSQL here), as the region's private network reaches its database.
+- `local_nats()`: a core NATS server (no JetStream) on loopback, on ports it picks, with its
+  monitoring endpoint: a region's bus, reached from the namespace through a `TcpForwarder`.
 - `write_region_secrets()`: the region's Key Vault secrets (CA certificate and key, release key) as
   the files a secret volume mounts.
 
@@ -213,6 +215,61 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+NATS_SERVER = "/usr/sbin/nats-server"
+
+
+@dataclass(frozen=True)
+class LocalNats:
+    """A running nats-server: its client address and its monitoring URL (`/connz`, `/healthz`)."""
+
+    host: str
+    port: int
+    monitor_url: str
+
+
+def nats_missing() -> str | None:
+    if not os.access(NATS_SERVER, os.X_OK):
+        return f"nats-server is not installed ({NATS_SERVER} missing; apt-get install nats-server)"
+    return None
+
+
+@contextlib.contextmanager
+def local_nats(directory: Path) -> Iterator[LocalNats]:
+    """Core NATS on 127.0.0.1 (ports chosen by the server: `-1`, read from its ports file);
+    nothing persisted (no `-js`); stopped on exit."""
+    import json
+    import time
+
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "nats.log"
+    process = subprocess.Popen(
+        [NATS_SERVER, "-a", "127.0.0.1", "-p", "-1", "-m", "-1"]
+        + ["--ports_file_dir", str(directory), "-l", str(log)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ports_file = directory / f"nats-server_{process.pid}.ports"
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                ports = json.loads(ports_file.read_text())
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server did not start: {log.read_text()[-500:]}")
+            time.sleep(0.02)
+        client = ports["nats"][0].rsplit(":", 1)
+        yield LocalNats("127.0.0.1", int(client[1]), ports["monitoring"][0])
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,21 @@ What ECS gives a task, this machine stands in for (roomtrust/container_host.py):
 Values translated, and only these: the database URL keeps its scheme and driver and points at a
 fresh database of the local PostgreSQL (through the namespace's gateway; no TLS there, so `sslmode`
 goes); the S3 bucket is reached at moto's server on the gateway (ROOMTRUST_BLOB_ENDPOINT_URL and
-moto's credentials stand in for the task role). Every other variable is passed as the program sets
-it, and nothing else but PATH (the image's).
+moto's credentials stand in for the task role); the bus URL (`nats://<the bus's Cloud Map
+name>:4222`) keeps its scheme and points at a core NATS server of this machine (no JetStream, a port
+it picks) through the namespace's gateway, as the Cloud Map name reaches the bus's tasks. Every other
+variable is passed as the program sets it, and nothing else but PATH (the image's).
 
 Checks: each service starts; each target group's health check (HTTPS path, or a TLS handshake for a
 TCP check) answers on the namespace's address; what it wrote is in the writable volume; signaling
-made its tables in the database it was given. Negative controls: the same run with a variable of the
-program removed or renamed, or without the writable volume, breaks the contract.
+made its tables in the database it was given, and each signaling task joined the region's bus (the
+NATS server lists the replica's client connection, `roomtrust-meeting-na`, made only in the
+replicated mode), so
+the tasks behind the ALB are one region and not one region each. The bus's own task definition
+runs NATS without JetStream and nothing else persists. Negative controls: the same run with a
+variable of the program removed or renamed (the bus URL among them: the task then runs as a
+region of its own), or without the writable volume, breaks the contract; a program whose bus runs
+JetStream is refused by the policy (IN-07).
 """
 
 from __future__ import annotations
@@ -43,7 +51,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from infra.meeting.bus import BUS_HOST, CLIENT_PORT
 from infra.meeting.region import DATABASE_NAME
+from infra.policy import checks
+from infra.policy.faults import FAULTS
 from roomtrust.container_host import (
     POSTGRES,
     Mount,
@@ -51,6 +62,8 @@ from roomtrust.container_host import (
     TcpForwarder,
     fresh_database,
     host_missing,
+    local_nats,
+    nats_missing,
     postgres_missing,
     readonly_root_argv,
 )
@@ -72,7 +85,7 @@ READY = {
     "interop": "meeting/na/interop/ready.json",
 }
 
-_missing = host_missing() or postgres_missing() or moto_missing()
+_missing = host_missing() or postgres_missing() or moto_missing() or nats_missing()
 pytestmark = pytest.mark.skipif(bool(_missing), reason=str(_missing))
 
 
@@ -155,6 +168,21 @@ def translate_database_url(url: str, gateway: str, port: int, database: str) -> 
     return f"{parts.scheme}://root@{gateway}:{port}/{database}"
 
 
+def translate_bus_url(url: str, gateway: str, port: int) -> str:
+    parts = urlsplit(url)
+    assert parts.scheme == "nats", f"bus URL scheme {parts.scheme!r}"
+    assert parts.hostname and parts.hostname.startswith(f"{BUS_HOST}."), url
+    assert parts.port == CLIENT_PORT, url
+    return f"nats://{gateway}:{port}"
+
+
+def _bus_clients(monitor_url: str) -> list[dict[str, Any]]:
+    """The bus's client connections (NATS monitoring, `/connz`)."""
+    answer = httpx.get(f"{monitor_url}/connz", timeout=5)
+    answer.raise_for_status()
+    return list(answer.json().get("connections") or [])
+
+
 def secret_values(ca: RegionCA) -> dict[str, str]:
     """What the region's key ceremony puts in each secret (by the secret's name)."""
     return {
@@ -207,6 +235,8 @@ def run_contract(spec: TaskSpec, tmp: Path) -> dict[str, Any]:
         fresh_database() as database,
         TcpForwarder(host.gateway, POSTGRES) as postgres,
         moto_s3(host.gateway) as moto,
+        local_nats(tmp / "bus") as bus,
+        TcpForwarder(host.gateway, (bus.host, bus.port)) as bus_port,
     ):
         if spec.init is not None:
             _run_init(spec, host, volumes, ca, tmp)
@@ -214,6 +244,8 @@ def run_contract(spec: TaskSpec, tmp: Path) -> dict[str, Any]:
         for name, value in spec.service.env.items():
             if name == "ROOMTRUST_DATABASE_URL":
                 value = translate_database_url(value, postgres.host, postgres.port, database)
+            elif name == "ROOMTRUST_BUS_URL":
+                value = translate_bus_url(value, bus_port.host, bus_port.port)
             elif name == "ROOMTRUST_BLOB_BUCKET":
                 moto.client().create_bucket(Bucket=value)  # the program provisions it
                 env["ROOMTRUST_BLOB_ENDPOINT_URL"] = moto.endpoint_url
@@ -229,6 +261,8 @@ def run_contract(spec: TaskSpec, tmp: Path) -> dict[str, Any]:
         )
         try:
             evidence = _check_running(spec, host, process, ca_file, writable, started)
+            if spec.role == "signaling":  # a replica of the region, not a region of its own
+                evidence["bus"] = _joined_bus(bus.monitor_url)
         finally:
             process.terminate()
             try:
@@ -246,6 +280,18 @@ def run_contract(spec: TaskSpec, tmp: Path) -> dict[str, Any]:
                 raise ContractBroken("signaling made no table in the database the program gave it")
             evidence["tables"] = row[0]
     return evidence
+
+
+def _joined_bus(monitor_url: str) -> dict[str, Any]:
+    """The signaling task's connection to the bus (a replica connects before it serves)."""
+    clients = [c for c in _bus_clients(monitor_url) if c.get("name") == "roomtrust-meeting-na"]
+    if not clients:
+        raise ContractBroken(
+            "signaling serves but did not join the region's bus (no roomtrust-meeting-na "
+            "connection on it): each task would be a region of its own, a conference split "
+            "between them"
+        )
+    return {"connections": len(clients), "lang": clients[0].get("lang")}
 
 
 def _answers(client: httpx.Client, address: str, probe: Probe, ca_file: Path) -> bool:
@@ -374,12 +420,18 @@ BROKEN_PROGRAMS: dict[str, tuple[str, Callable[[TaskSpec], TaskSpec], str]] = {
     "signaling without ROOMTRUST_DATABASE_URL": (
         "signaling",
         _without("ROOMTRUST_DATABASE_URL"),
-        "made no table",
+        # replicated (the bus URL is set), it refuses SQLite rather than make its tables there
+        "a replicated region needs a PostgreSQL database",
     ),
     "signaling without a writable volume": (
         "signaling",
         _no_writable_volume,
         "Read-only file system",
+    ),
+    "signaling without ROOMTRUST_BUS_URL": (
+        "signaling",
+        _without("ROOMTRUST_BUS_URL"),
+        "did not join the region's bus",
     ),
     "relay without ROOMTRUST_PORT": ("relay", _without("ROOMTRUST_PORT"), "gets no answer"),
     "pstn with ROOMTRUST_CA_KEY_FILE renamed": (
@@ -403,3 +455,110 @@ def test_a_program_that_breaks_the_contract_fails_it(
     with pytest.raises(ContractBroken) as failure:
         run_contract(change(specs[role]), tmp_path)
     assert reason in str(failure.value)
+
+
+# -- the bus: the NATS task the program deploys, and signaling's URL to it -------------------------
+
+NATS_BINARY = "/usr/sbin/nats-server"  # this machine's nats-server stands in for the image's
+
+
+def bus_task(graph: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The bus's container definition, its ECS service's inputs and its Cloud Map name."""
+    resources = graph["resources"]
+    [component] = [r for r in resources if r["type"] == "roomtrust:meeting:NatsBus"]
+    children = [r for r in resources if r["parent"] == component["urn"]]
+    [task] = [r for r in children if r["type"] == TASK]
+    [service] = [r for r in children if r["type"] == "aws:ecs/service:Service"]
+    [registry] = [r for r in children if r["type"] == "aws:servicediscovery/service:Service"]
+    [namespace] = [
+        r
+        for r in resources
+        if r["type"] == "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace"
+    ]
+    [container] = json.loads(task["inputs"]["containerDefinitions"])
+    assert not task["inputs"].get("volumes"), "the bus has no volume: nothing to persist to"
+    return (
+        container,
+        service["inputs"],
+        f"{registry['inputs']['name']}.{namespace['inputs']['name']}",
+    )
+
+
+def test_signaling_is_given_the_bus_the_program_deploys(
+    stack_graphs: Graphs, specs: dict[str, TaskSpec]
+) -> None:
+    container, service, name = bus_task(stack_graphs[STACK])
+    assert specs["signaling"].service.env["ROOMTRUST_BUS_URL"] == f"nats://{name}:{CLIENT_PORT}"
+    assert service["serviceRegistries"]["registryArn"]
+    assert service["desiredCount"] >= 2  # a bus task's loss leaves the region a bus
+    image, _, tag = container["image"].partition(":")
+    assert image == "nats" and tag and tag != "latest", container["image"]
+    assert container["readonlyRootFilesystem"] is True
+    command = container["command"]
+    assert command[0] == "nats-server"
+    assert not [a for a in command if a.split("=")[0] in checks.NATS_PERSISTENCE_FLAGS], command
+    # negative control: the same program with JetStream on is refused by the policy
+    assert checks.check("IN-07", stack_graphs[STACK]).passed
+    broken = checks.check("IN-07", FAULTS["a bus with JetStream"](stack_graphs[STACK]))
+    assert [v.message for v in broken.violations] == [
+        "the bus runs NATS with --jetstream: JetStream would persist what crosses it"
+    ]
+
+
+def run_bus(container: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """The bus's command as the task definition says (its Cloud Map route name does not resolve
+    here, so the task runs as a cluster of one), under a read-only root with no volume; its health
+    check must answer inside the task and its client port on the task's address."""
+    command = [NATS_BINARY, *container["command"][1:]]
+    health = container["healthCheck"]["command"]
+    assert health[0] == "CMD"
+    root = tmp / "bus-root"
+    root.mkdir()
+    with NetnsHost() as host:
+        argv = host.argv(readonly_root_argv(root, [], command))
+        process = subprocess.Popen(
+            argv, env={"PATH": IMAGE_PATH}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            started = time.monotonic()
+            while subprocess.run(host.argv(health[1:]), capture_output=True).returncode != 0:
+                if process.poll() is not None:
+                    output = process.stdout.read() if process.stdout else b""
+                    raise ContractBroken(f"the bus exited: {output[-1500:]!r}")
+                if time.monotonic() - started > 15:
+                    raise ContractBroken("the bus's health check never answered")
+                time.sleep(0.2)
+            with socket.create_connection((host.address, CLIENT_PORT), timeout=5) as client:
+                info = json.loads(client.recv(4096).removeprefix(b"INFO "))
+            return {
+                "health_seconds": round(time.monotonic() - started, 1),
+                "version": info.get("version"),
+                "jetstream": info.get("jetstream", False),
+            }
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_the_bus_task_serves_clients_and_its_health_check(
+    stack_graphs: Graphs, tmp_path: Path
+) -> None:
+    container, _service, _name = bus_task(stack_graphs[STACK])
+    evidence = run_bus(container, tmp_path)
+    assert evidence["jetstream"] is False, evidence
+    print(f"{STACK} bus: {evidence}")
+
+
+def test_a_bus_without_its_monitoring_port_fails_its_health_check(
+    stack_graphs: Graphs, tmp_path: Path
+) -> None:
+    container, _service, _name = bus_task(stack_graphs[STACK])
+    command = list(container["command"])
+    at = command.index("--http_port")
+    del command[at : at + 2]
+    with pytest.raises(ContractBroken, match="health check never answered"):
+        run_bus({**container, "command": command}, tmp_path)
