@@ -245,8 +245,10 @@ def local_nats(directory: Path) -> Iterator[LocalNats]:
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "nats.log"
     process = subprocess.Popen(
-        [NATS_SERVER, "-a", "127.0.0.1", "-p", "-1", "-m", "-1"]
-        + ["--ports_file_dir", str(directory), "-l", str(log)],
+        [
+            *(NATS_SERVER, "-a", "127.0.0.1", "-p", "-1", "-m", "-1"),
+            *("--ports_file_dir", str(directory), "-l", str(log)),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
