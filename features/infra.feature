@@ -79,6 +79,9 @@ Feature: The cloud stacks keep the infrastructure claims
       | staging-meeting-eu | a provider not pinned to its account            | IN-06 |
       | prod-meeting-eu | a service without health checks                    | IN-07 |
       | prod-dm-au      | a container app without probes                     | IN-07 |
+      | prod-meeting-na | signaling replicas without a bus URL               | IN-07 |
+      | prod-meeting-na | a bus open to the internet                         | IN-07 |
+      | prod-meeting-na | a bus with JetStream                               | IN-07 |
       | prod-meeting-sa | a database without backups                         | IN-08 |
       | prod-meeting-na | SSH open to the internet                           | MT-12 |
       | prod-meeting-eu | a bucket with public access allowed                | MT-16 |
