@@ -166,9 +166,15 @@ class Signal(SignalingClient):
     """One signaling socket of a logged-in account, keeping every message it received (for tests
     and features): `async with api.signaling() as sig: await sig.send(...)`."""
 
-    def __init__(self, url: str, ca_file: Path, token: str | None) -> None:
+    def __init__(
+        self, url: str, ca_file: Path, token: str | None, *, resumable: bool = False
+    ) -> None:
         super().__init__(
-            url.replace("https://", "wss://") + PATH, ca_file, token=token, close_timeout=10
+            url.replace("https://", "wss://") + PATH,
+            ca_file,
+            token=token,
+            close_timeout=10,
+            resumable=resumable,
         )
         self.uri = self.url
         self.ca_file = ca_file

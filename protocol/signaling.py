@@ -51,6 +51,7 @@ class MessageType(StrEnum):
     RECORD = "record"
     STREAM = "stream"
     END = "end"
+    RESUME = "resume"  # a new socket takes over a participant's place (its resume token)
     # server to client
     HELLO = "hello"
     PONG = "pong"
@@ -67,6 +68,8 @@ class MessageType(StrEnum):
     CONFERENCE_ENDED = "conference.ended"
     MEDIA_KEYS = "media.keys"
     MEDIA_MOVE = "media.move"
+    RESUME_TOKEN = "resume.token"
+    RESUMED = "resumed"
 
 
 class Sender(StrEnum):
@@ -219,6 +222,18 @@ class Join(Message):
     SENDER = Sender.CLIENT
     conference_id: str
     password: str | None = _optional()
+    resumable: bool | None = _optional()  # true: send me a resume token (`resume.token`)
+
+
+@dc.dataclass(frozen=True)
+class Resume(Message):
+    """Sent first on a new socket (after `hello`) to take back a place whose socket dropped."""
+
+    TYPE = MessageType.RESUME
+    SENDER = Sender.CLIENT
+    conference_id: str
+    participant_id: str
+    token: str
 
 
 @dc.dataclass(frozen=True)
@@ -375,6 +390,28 @@ class Admitted(Message):
 
 
 @dc.dataclass(frozen=True)
+class ResumeToken(Message):
+    """The secret that lets a new socket of the same account resume this participant's place."""
+
+    TYPE = MessageType.RESUME_TOKEN
+    SENDER = Sender.SERVER
+    conference_id: str
+    participant_id: str
+    token: str
+
+
+@dc.dataclass(frozen=True)
+class Resumed(Message):
+    """This socket now holds the participant's place (admitted, or still waiting)."""
+
+    TYPE = MessageType.RESUMED
+    SENDER = Sender.SERVER
+    conference_id: str
+    participant_id: str
+    admitted: bool
+
+
+@dc.dataclass(frozen=True)
 class Rejected(Message):
     TYPE = MessageType.REJECTED
     SENDER = Sender.SERVER
@@ -485,14 +522,15 @@ CLIENT_MESSAGES: dict[MessageType, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Auth, Join, Leave, Ping, Admit, Reject, Lock, Mute, Remove, Media, ChatPost, Record,
-        Stream, End,
+        Stream, End, Resume,
     )
 }  # fmt: skip
 SERVER_MESSAGES: dict[MessageType, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Hello, Pong, Error, Roster, LobbyKnock, LobbyWaiting, Admitted, Rejected, Removed, Muted,
-        MediaState, ChatMessage, Notice, ConferenceEnded, MediaKeys, MediaMove,
+        MediaState, ChatMessage, Notice, ConferenceEnded, MediaKeys, MediaMove, ResumeToken,
+        Resumed,
     )
 }  # fmt: skip
 TERMINAL = frozenset({MessageType.REJECTED, MessageType.REMOVED, MessageType.CONFERENCE_ENDED})

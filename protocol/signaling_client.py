@@ -6,6 +6,11 @@
         async for message in client:                                    # typed messages
             ...
 
+A client made with `resumable=True` asks for a resume token when it joins; when its socket drops
+before the conference is over for it, `receive()` opens a new socket to the same URL (through the
+region's balancer: any replica), signs in as before and sends `resume`; the next message it returns
+is `resumed`, and the call goes on (`resumes` records each drop and recovery, by the loop clock).
+
 A gateway signs in with an `Auth` message instead of a bearer token:
 `await client.connect(Auth(gateway_token=..., caller=...))`. `receive()` gives the raw JSON objects
 for callers that keep the wire as it came (tests, negative controls); `send_raw()` sends any JSON
@@ -15,6 +20,7 @@ object, for tests that check how the server refuses a bad one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -23,15 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from protocol.signaling import (
+    TERMINAL,
     Auth,
     Error,
     Hello,
     Join,
     Leave,
     Message,
+    MessageType,
+    Resume,
     Sender,
     SignalingError,
     decode,
@@ -60,6 +69,8 @@ class SignalingClient:
         context: ssl.SSLContext | None = None,
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
+        resumable: bool = False,
+        resume_patience: float = 20.0,
     ) -> None:
         """`url` is the signaling URL (`wss://host:port/v1/signaling`); the server is trusted by
         `context`, or else by a client context of `ca_file`."""
@@ -75,11 +86,19 @@ class SignalingClient:
         self.ws: ClientConnection | None = None
         self.close_code: int | None = None
         self.skipped = 0  # messages that did not decode (logged and left out of iteration)
+        self.resumable = resumable
+        self.resume_patience = resume_patience
+        self.resume_token: dict[str, Any] | None = None
+        self.resumes: list[tuple[float, float]] = []  # (dropped at, resumed at), loop clock
+        self.over = False  # the server ended the conference for this client
+        self._auth: Auth | None = None
+        self._resuming = False
 
     # -- the socket ------------------------------------------------------------------------------
 
     async def connect(self, auth: Auth | None = None) -> SignalingClient:
         """Open the socket (with the bearer token, if any) and send `auth` first when given."""
+        self._auth = auth
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         self.ws = await connect(
             self.url,
@@ -93,6 +112,7 @@ class SignalingClient:
         return self
 
     async def close(self) -> None:
+        self.over = True  # closed on purpose: nothing to resume
         if self.ws is not None:
             await self.ws.close()
 
@@ -118,7 +138,7 @@ class SignalingClient:
         await self._socket().send(json.dumps(dict(data)))
 
     async def join(self, conference_id: str, password: str | None = None) -> None:
-        await self.send(Join(conference_id, password))
+        await self.send(Join(conference_id, password, resumable=True if self.resumable else None))
 
     async def leave(self) -> None:
         await self.send(Leave())
@@ -133,14 +153,56 @@ class SignalingClient:
             raw = await asyncio.wait_for(self._socket().recv(), timeout)
         except ConnectionClosed as exc:
             self.close_code = exc.rcvd.code if exc.rcvd else None
-            return None
+            return await self._resume()
         try:
             data = json.loads(raw)
         except ValueError:
             raise SignalingError("the server sent text that is not JSON") from None
         if not isinstance(data, dict):
             raise SignalingError("the server sent JSON that is not an object")
+        kind = data.get("type")
+        if kind == MessageType.RESUME_TOKEN:
+            self.resume_token = data
+        elif kind in TERMINAL:
+            self.over = True
         return data
+
+    async def _resume(self) -> dict[str, Any] | None:
+        """After a drop: new sockets until one answers `resumed` (returned), or None when this
+        client does not resume, has nothing to resume, or runs out of patience."""
+        token = self.resume_token
+        if not self.resumable or token is None or self.over or self._resuming:
+            return None
+        loop = asyncio.get_running_loop()
+        dropped = loop.time()
+        request = Resume(
+            str(token["conference_id"]), str(token["participant_id"]), str(token["token"])
+        )
+        self._resuming = True
+        try:
+            while loop.time() - dropped < self.resume_patience:
+                try:
+                    await self.connect(self._auth)
+                    await self.hello()
+                    await self.send(request)
+                    while (answer := await self.receive(timeout=5)) is not None:
+                        if answer.get("type") == MessageType.RESUMED:
+                            self.close_code = None
+                            self.resumes.append((dropped, loop.time()))
+                            log.info("signaling resumed after %.2f s", loop.time() - dropped)
+                            return answer
+                        if answer.get("type") == MessageType.ERROR:
+                            log.warning("resume refused: %s", answer.get("reason"))
+                            return None
+                except (OSError, TimeoutError, SignalingRefused, WebSocketException):
+                    pass
+                if self.ws is not None:
+                    with contextlib.suppress(Exception):
+                        await self.ws.close()
+                await asyncio.sleep(0.1)
+            return None
+        finally:
+            self._resuming = False
 
     async def receive_message(self, timeout: float | None = None) -> Message | None:
         """The next message, typed; None once the socket is closed."""

@@ -5,7 +5,11 @@ It logs in (a user with a password; a room system registers once with its one-ti
 then authenticates with its certificate), opens the WSS signaling socket, creates or joins a
 conference (with a password; in a locked conference it waits in the lobby until admitted), follows
 the roster, obeys mute and remove, sends and receives chat, shows the recording notice and leaves.
-A moderator may admit the lobby automatically (`auto_admit`), as scenarios need.
+A moderator may admit the lobby automatically (`auto_admit`), as scenarios need. It joins with
+`resumable` and keeps the resume token the server sends: when its socket drops mid-conference it
+opens a new one (to the same URL: the region's balancer, so any replica) and sends `resume`, and
+is back in its place (admitted or waiting) on `resumed`; it retries every `RESUME_RETRY_S` up to
+`RESUME_ATTEMPTS` times, then counts the conference as lost ("disconnected").
 
 Media comes with the media issue: `on_media_keys` is where the SRTP keys arrive; it returns no
 actions yet.
@@ -47,6 +51,9 @@ from protocol import signaling as wire
 from protocol.signaling import MessageType, NoticeKind, SignalingClose
 
 T_PING = "ping"
+T_RESUME = "resume"
+RESUME_RETRY_S = 0.2
+RESUME_ATTEMPTS = 50
 REVOKED_CODE = SignalingClose.UNAUTHENTICATED
 MAX_CHAT = 2000
 
@@ -82,6 +89,7 @@ class State(StrEnum):
     READY = "ready"
     CREATING = "creating"
     JOINING = "joining"
+    RESUMING = "resuming"  # the socket dropped mid-conference: taking the place back
     LOBBY = "lobby"
     IN_CONFERENCE = "in_conference"
     FAILED = "failed"
@@ -124,6 +132,8 @@ class MeetingClient:
         self._socket_open = False
         self._join_password: str | None = None
         self._queued: list[ClientEvent] = []
+        self._resume_token: dict[str, Any] | None = None
+        self._resume_attempts = 0
 
     @property
     def room_system(self) -> bool:
@@ -143,7 +153,7 @@ class MeetingClient:
             case SocketMessage():
                 return self._message(event.now, event.message)
             case SocketClosed():
-                return self._closed(event.code)
+                return self._closed(event.now, event.code)
             case TimerDue():
                 return self._timer(event.now, event.name)
             case CreateConference() | JoinConference():
@@ -188,7 +198,8 @@ class MeetingClient:
         return self._open_socket()
 
     def _open_socket(self) -> list[ClientAction]:
-        self.state = State.CONNECTING
+        if self.state is not State.RESUMING:
+            self.state = State.CONNECTING
         scheme, rest = self.base_url.split("://", 1)
         ws = "wss" if scheme == "https" else "ws"
         return [OpenSocket(f"{ws}://{rest}{wire.PATH}", self.token)]
@@ -206,10 +217,21 @@ class MeetingClient:
         self.state = State.STOPPED
         return actions
 
-    def _closed(self, code: int) -> list[ClientAction]:
+    def _closed(self, now: float, code: int) -> list[ClientAction]:
         self._socket_open = False
         if self.state in (State.STOPPED, State.FAILED):
             return []
+        resumable = self._resume_token is not None and self.conference_id is not None
+        in_place = self.state in (State.IN_CONFERENCE, State.LOBBY, State.RESUMING)
+        if resumable and in_place and code != REVOKED_CODE:
+            if self._resume_attempts < RESUME_ATTEMPTS:
+                self._resume_attempts += 1
+                first = self.state is not State.RESUMING
+                self.state = State.RESUMING
+                if first:
+                    return [CancelTimer(T_PING), *self._open_socket()]
+                return [StartTimer(T_RESUME, now + RESUME_RETRY_S)]
+            self.state = State.READY  # given up: a fresh socket, the conference is lost
         if self.conference_id is not None:
             self._reset_conference(self.outcome or "disconnected")
         if code == REVOKED_CODE or self.state is State.CONNECTING:
@@ -248,7 +270,7 @@ class MeetingClient:
     def _join(self, conference_id: str, password: str | None) -> list[ClientAction]:
         self.state = State.JOINING
         self.conference_id, self.outcome, self.last_error = conference_id, None, None
-        return [SendSocket(wire.Join(conference_id, password).encode())]
+        return [SendSocket(wire.Join(conference_id, password, resumable=True).encode())]
 
     def _leave(self) -> list[ClientAction]:
         if self.conference_id is None:
@@ -258,6 +280,7 @@ class MeetingClient:
         return [SendSocket(wire.Leave().encode())]
 
     def _reset_conference(self, outcome: str | None) -> None:
+        self._resume_token, self._resume_attempts = None, 0
         self.conference_id = self.participant_id = None
         self.moderator = self.recording = self.locked = False
         self.roster, self.lobby = [], []
@@ -317,6 +340,14 @@ class MeetingClient:
             self.participant_id = str(message.get("participant_id"))
             self.moderator = bool(message.get("moderator"))
             return [Show("admitted", f"Joined {message.get('conference_id')}", message)]
+        if kind == MessageType.RESUME_TOKEN:
+            if message.get("conference_id") == self.conference_id:
+                self._resume_token = message
+            return []
+        if kind == MessageType.RESUMED:
+            self.state = State.IN_CONFERENCE if message.get("admitted") else State.LOBBY
+            self._resume_attempts = 0
+            return [Show("resumed", f"Back in {message.get('conference_id')}", message)]
         if kind == MessageType.ROSTER:
             self.roster = list(message.get("participants") or [])
             self.lobby = list(message.get("lobby") or [])
@@ -350,9 +381,15 @@ class MeetingClient:
         return []
 
     def _hello(self, now: float, message: dict[str, Any]) -> list[ClientAction]:
-        self.state = State.READY
         self.account_id = str(message.get("account_id") or self.account_id)
         actions: list[ClientAction] = [StartTimer(T_PING, now + self.ping_s)]
+        token = self._resume_token
+        if self.state is State.RESUMING and token is not None:
+            resume = wire.Resume(
+                str(token["conference_id"]), str(token["participant_id"]), str(token["token"])
+            )
+            return [*actions, SendSocket(resume.encode())]
+        self.state = State.READY
         queued, self._queued = self._queued, []
         for event in queued:
             actions += self.handle(event)
@@ -379,7 +416,10 @@ class MeetingClient:
 
     def _error(self, message: dict[str, Any]) -> list[ClientAction]:
         self.last_error = message
-        if self.state is State.JOINING:
+        if self.state is State.RESUMING:  # the place is gone (or the token refused)
+            self._reset_conference("disconnected")
+            self.state = State.READY
+        elif self.state is State.JOINING:
             self._reset_conference("refused")
             self.state = State.READY
         return [Show("error", str(message.get("reason")), message)]
@@ -420,6 +460,8 @@ class MeetingClient:
         return []
 
     def _timer(self, now: float, name: str) -> list[ClientAction]:
+        if name == T_RESUME:
+            return self._open_socket() if self.state is State.RESUMING else []
         if name != T_PING or not self._socket_open or self.state is State.STOPPED:
             return []
         return [SendSocket(wire.Ping().encode()), StartTimer(T_PING, now + self.ping_s)]

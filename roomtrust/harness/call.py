@@ -5,7 +5,10 @@ reads every signaling message in the background, applies `media.keys` and `media
 a relay failover needs nothing from the caller), and keeps the rest for `expect`. Media goes out
 from one local UDP socket to whatever relay the latest grant names: the participant never tells
 anyone its port and never listens for strangers (MT-12). An audio sender paces 20 ms frames on the
-event loop clock. Used by the tests, the features and the failover benchmark.
+event loop clock. With a resumable signaling client (`Signal(..., resumable=True)`) the call asks for
+a resume token when it joins, and the client resumes its place on a new socket when the old one
+drops (`protocol.signaling_client`), while the media keeps flowing on the same keys. Used by the
+tests, the features and the failover benchmarks.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class MediaCall:
         message: dict[str, Any] = {"type": MessageType.JOIN, "conference_id": conference_id}
         if password is not None:
             message["password"] = password
+        if self.signal.resumable:
+            message["resumable"] = True
         await self.send(message)
 
     async def keys(self, timeout: float = 10.0) -> None:

@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     blob_endpoint_url: str | None = Field(
         default=None, description="S3: an endpoint other than AWS's own (moto, MinIO)"
     )
+    bus_url: str | None = Field(
+        default=None,
+        description="meeting: the NATS server of a replicated region (nats://host:4222), through "
+        "which replicas reach the owner of each live conference (core NATS, nothing persisted); "
+        "unset: one process, its conferences in its own memory",
+    )
     advertise_host: str | None = Field(
         default=None,
         description="the address other services reach this process on (a relay's control URL "

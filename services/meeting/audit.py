@@ -21,9 +21,12 @@ def files_containing(root: Path, needle: str) -> list[Path]:
     return [path for path in _files_under(root) if raw in path.read_bytes()]
 
 
-def database_contains(home: Path, region: str, needle: str, schema_prefix: str = "") -> list[str]:
-    """Tables (PostgreSQL) or store files (SQLite, with WAL) of the region that hold the string."""
-    url = os.environ.get("ROOMTRUST_DATABASE_URL")
+def database_contains(
+    home: Path, region: str, needle: str, schema_prefix: str = "", database_url: str | None = None
+) -> list[str]:
+    """Tables (PostgreSQL) or store files (SQLite, with WAL) of the region that hold the string;
+    the database is `database_url`, else ROOMTRUST_DATABASE_URL's."""
+    url = database_url or os.environ.get("ROOMTRUST_DATABASE_URL")
     if url and is_postgres(url):
         db_url, schema = store_location(url, home, "meeting", region, schema_prefix)
         engine = make_engine(db_url, schema)
@@ -44,11 +47,13 @@ def database_contains(home: Path, region: str, needle: str, schema_prefix: str =
     return [str(p) for p in directory.glob("store.sqlite3*") if needle.encode() in p.read_bytes()]
 
 
-def trace_of(home: Path, region: str, needle: str, schema_prefix: str = "") -> dict[str, list[str]]:
+def trace_of(
+    home: Path, region: str, needle: str, schema_prefix: str = "", database_url: str | None = None
+) -> dict[str, list[str]]:
     """Every place of a region where the string appears: database, logs, storage directory."""
     storage = home / "meeting" / region
     return {
-        "database": database_contains(home, region, needle, schema_prefix),
+        "database": database_contains(home, region, needle, schema_prefix, database_url),
         "logs": [str(p) for p in files_containing(home / "logs", needle)],
         "storage": [str(p) for p in files_containing(storage, needle)],
     }

@@ -129,7 +129,14 @@ def test_create_then_join_as_owner_with_the_password() -> None:
         "password": "s3cret-pass",
     }
     out = client.handle(HttpAnswer(1.1, create.request_id, 201, {"conference_id": "eu-1"}))
-    assert sent(out) == [{"type": "join", "conference_id": "eu-1", "password": "s3cret-pass"}]
+    assert sent(out) == [
+        {
+            "type": "join",
+            "conference_id": "eu-1",
+            "password": "s3cret-pass",
+            "resumable": True,
+        }
+    ]
     assert client.state is State.JOINING
 
 
@@ -140,7 +147,9 @@ def test_intents_before_the_socket_is_ready_wait_for_hello() -> None:
     assert isinstance(login, HttpRequest)
     client.handle(HttpAnswer(0.1, login.request_id, 200, {"token": "T", "account_id": "a"}))
     out = client.handle(SocketMessage(0.3, {"type": "hello", "account_id": "a"}))
-    assert sent(out) == [{"type": "join", "conference_id": "na-1", "password": "pw"}]
+    assert sent(out) == [
+        {"type": "join", "conference_id": "na-1", "password": "pw", "resumable": True}
+    ]
 
 
 def test_lobby_wait_then_admission_then_roster() -> None:
@@ -213,7 +222,7 @@ def test_a_wrong_password_is_refused_and_the_client_can_try_again() -> None:
     )
     assert client.state is State.READY and client.outcome == "refused"
     assert sent(client.handle(JoinConference(2.0, "eu-abc", "good"))) == [
-        {"type": "join", "conference_id": "eu-abc", "password": "good"}
+        {"type": "join", "conference_id": "eu-abc", "password": "good", "resumable": True}
     ]
 
 
@@ -340,3 +349,68 @@ def test_create_refused_keeps_the_client_ready() -> None:
     assert isinstance(create, HttpRequest)
     out = client.handle(HttpFailed(1.5, create.request_id, "timeout"))
     assert client.state is State.READY and shown(out) == ["error"]
+
+
+# -- resume ----------------------------------------------------------------------------------------
+
+TOKEN = {"type": "resume.token", "conference_id": "eu-abc", "participant_id": "p1", "token": "tk"}
+
+
+def dropped() -> tuple[MeetingClient, list[ClientAction]]:
+    client = joined()
+    client.handle(SocketMessage(1.2, TOKEN))
+    return client, client.handle(SocketClosed(2.0, 1006))
+
+
+def test_a_dropped_socket_reopens_and_resumes_the_place() -> None:
+    client, out = dropped()
+    assert OpenSocket("wss://127.0.0.1:5443/v1/signaling", "T1") in out
+    assert client.state is State.RESUMING and client.conference_id == "eu-abc"
+    client.handle(SocketOpened(2.1))
+    out = client.handle(SocketMessage(2.2, {"type": "hello", "account_id": "acc-1"}))
+    assert sent(out) == [
+        {"type": "resume", "conference_id": "eu-abc", "participant_id": "p1", "token": "tk"}
+    ]
+    out = client.handle(
+        SocketMessage(
+            2.3,
+            {
+                "type": "resumed",
+                "conference_id": "eu-abc",
+                "participant_id": "p1",
+                "admitted": True,
+            },
+        )
+    )
+    assert shown(out) == ["resumed"]
+    assert client.state is State.IN_CONFERENCE and client.participant_id == "p1"
+
+
+def test_a_failed_reopen_is_retried_on_a_timer_then_given_up() -> None:
+    client, _ = dropped()
+    out = client.handle(SocketClosed(2.1, 1006))  # the new socket did not open
+    assert out == [StartTimer("resume", 2.1 + 0.2)] and client.state is State.RESUMING
+    out = client.handle(TimerDue(2.3, "resume"))
+    assert out == [OpenSocket("wss://127.0.0.1:5443/v1/signaling", "T1")]
+    for attempt in range(60):
+        out = client.handle(SocketClosed(3.0 + attempt, 1006))
+        if client.state is not State.RESUMING:
+            break
+    assert client.conference_id is None and client.outcome == "disconnected"
+    assert any(isinstance(a, OpenSocket) for a in out)  # a fresh socket, no conference
+
+
+def test_a_refused_resume_loses_the_conference() -> None:
+    client, _ = dropped()
+    client.handle(SocketMessage(2.2, {"type": "hello", "account_id": "acc-1"}))
+    error = {"type": "error", "error": "Forbidden", "field": "token", "reason": "no"}
+    client.handle(SocketMessage(2.3, error))
+    assert client.state is State.READY and client.conference_id is None
+    assert client.outcome == "disconnected"
+
+
+def test_without_a_token_a_drop_is_the_end_of_the_conference() -> None:
+    client = joined()
+    out = client.handle(SocketClosed(2.0, 1006))
+    assert client.conference_id is None and client.outcome == "disconnected"
+    assert client.state is State.CONNECTING and any(isinstance(a, OpenSocket) for a in out)

@@ -59,6 +59,14 @@ SAMPLES: list[tuple[s.Message, dict[str, Any]]] = [
     (s.Stream(s.RecordAction.STOP), {"type": "stream", "action": "stop"}),
     (s.End(), {"type": "end"}),
     (
+        s.Join("na-abc", resumable=True),
+        {"type": "join", "conference_id": "na-abc", "resumable": True},
+    ),
+    (
+        s.Resume("na-abc", "p-a", "tok"),
+        {"type": "resume", "conference_id": "na-abc", "participant_id": "p-a", "token": "tok"},
+    ),
+    (
         s.Hello("acct-a", "Alice"),
         {"type": "hello", "account_id": "acct-a", "display_name": "Alice"},
     ),
@@ -142,6 +150,19 @@ SAMPLES: list[tuple[s.Message, dict[str, Any]]] = [
         {**GRANT, "type": "media.keys", "participant_id": "p-a", "rekey": True},
     ),
     (s.MediaMove("p-a", GRANT), {**GRANT, "type": "media.move", "participant_id": "p-a"}),
+    (
+        s.ResumeToken("na-abc", "p-a", "tok"),
+        {
+            "type": "resume.token",
+            "conference_id": "na-abc",
+            "participant_id": "p-a",
+            "token": "tok",
+        },
+    ),
+    (
+        s.Resumed("na-abc", "p-a", True),
+        {"type": "resumed", "conference_id": "na-abc", "participant_id": "p-a", "admitted": True},
+    ),
 ]
 
 

@@ -22,6 +22,7 @@ from services.meeting import logs
 from services.meeting.api import background
 from services.meeting.api.deps import MeetingRegion
 from services.meeting.api.media_keys import MediaKeyHook
+from services.meeting.api.replication import Replication
 from services.meeting.api.routers import (
     accounts,
     auth,
@@ -73,7 +74,11 @@ def recording_storage(runtime: RegionRuntime) -> recording.RecordingStorage:
         raise SettingsError(f"ROOMTRUST_RECORDING_KEY_FILE: {exc}") from None
 
 
-def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) -> FastAPI:
+def build_app(
+    runtime: RegionRuntime,
+    media_keys: MediaKeyHook | None = None,
+    replication: Replication | None = None,
+) -> FastAPI:
     storage = recording_storage(runtime)
     logs.install(runtime.directory / "logs", runtime.clock)
     store = ConferenceStore(runtime.sessions, storage, runtime.region, runtime.clock)
@@ -86,6 +91,7 @@ def build_app(runtime: RegionRuntime, media_keys: MediaKeyHook | None = None) ->
         interop_token_file=(
             runtime.settings.interop_token_file or runtime.directory / INTEROP_TOKEN_FILE
         ),
+        replication=replication,
     )
     region = MeetingRegion(runtime, load_latency_matrix(), storage, signaling_core)
     app = FastAPI(

@@ -48,7 +48,12 @@ def lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def loops(_app: FastAPI) -> AsyncIterator[None]:
+        replication = region.signaling.replication
+        if replication is not None:  # a replicated region: the bus first, then the leases
+            await replication.bus.connect()
         tasks = [asyncio.create_task(retention_periodically(region))]
+        if replication is not None:
+            tasks.append(asyncio.create_task(region.signaling.run_replication()))
         if isinstance(media_keys, SupervisedMedia):  # relay heartbeats and failover
             tasks.append(asyncio.create_task(media_keys.run(region.signaling.push)))
         log.info("meeting region %s started", region.region)
@@ -56,5 +61,8 @@ def lifespan(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # let them clean up
+        if replication is not None:
+            with contextlib.suppress(Exception):
+                await replication.bus.close()
 
     return loops

@@ -7,7 +7,12 @@ closed sockets, media keys from the `MediaKeyHook`, and the rows the `Conference
 rules of the call (lobby, roster, chat, moderation, recording, streaming, leg kinds) are all in the
 session; nothing here decides who may do what.
 
-Live conferences exist only in this process's memory; chat never leaves it. Every incoming message
+In a single process (the embedded region), live conferences exist only in this process's memory
+and chat never leaves it. In a replicated region (`replication`: PostgreSQL and NATS), each live
+conference has one owner replica that runs its session; a socket held by another replica has its
+messages forwarded to the owner on the bus and hears back on its own subject, chat only in flight
+(docs/meeting-replicas.md). When the owner dies, the next replica that needs the conference (or
+its lease loop) takes it over from the snapshot in PostgreSQL. Every incoming message
 re-checks the sender's sign-in, so a revoked account is cut off at once. When a participant departs,
 the hook re-keys the others, and a supervised hook moves calls to another relay when one fails
 (MT-03, through `push`).
@@ -17,6 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -31,12 +39,23 @@ from protocol.signaling import MessageType, RecordAction
 from services.common.asgi_tls import peer_cert_pem
 from services.common.clock import Clock
 from services.common.errors import DomainError, Forbidden, Invalid, Unauthenticated
+from services.meeting.api.bus import Unreachable
 from services.meeting.api.media_keys import MediaKeyHook, NoMediaKeys
+from services.meeting.api.replication import (
+    RENEW_SECONDS,
+    RemoteParticipant,
+    Replication,
+    conference_body,
+    conference_from,
+    identity_body,
+    identity_from,
+)
 from services.meeting.api.signaling_auth import SignIn, SocketAuthenticator, bearer
 from services.meeting.domain import permissions as perms
 from services.meeting.domain import recording
 from services.meeting.domain.accounts import Identity
 from services.meeting.domain.ids import new_id
+from services.meeting.domain.legs import LegKind
 from services.meeting.domain.session import ConferenceSession
 from services.meeting.domain.session_io import (
     Action,
@@ -73,11 +92,16 @@ from services.meeting.domain.session_io import (
     WithdrawKeys,
 )
 from services.meeting.media.recorder import Recorders
-from services.meeting.store.conference_store import ConferenceStore
+from services.meeting.store.conference_store import ConferenceStore, JoinableConference
 
 log = logging.getLogger("roomtrust.meeting.signaling")
 
 CLOSE_UNAUTHENTICATED = wire.SignalingClose.UNAUTHENTICATED
+RESUME_GRACE = 10.0  # seconds a dropped resumable participant keeps its place
+UNSUBSCRIBE_DELAY = 1.0  # after a conference ends, before its bus subject is let go
+_BACKGROUND: set[asyncio.Future[None]] = set()
+# what a replica asks a conference's owner on the bus
+ENTER, EXIT, MESSAGE, REJOIN, DROPPED = "enter", "exit", "message", "rejoin", "dropped"
 IN_CONFERENCE_WITH_POLICY = (MessageType.CHAT, MessageType.RECORD, MessageType.STREAM)
 
 
@@ -90,6 +114,9 @@ class Connection:
     conference_id: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
+    remote: bool = False  # its conference is run by another replica
+    resumable: bool = False  # it holds a resume token: a drop keeps its place for a while
+    subscription: Any = None  # its participant subject on the bus (replicated region)
 
     async def send(self, message: wire.Message | dict[str, Any]) -> None:
         """Send a typed message (or one already encoded, as the media hook's are)."""
@@ -116,6 +143,11 @@ class LiveConference:
 
     session: ConferenceSession
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    saved: str = ""  # the snapshot last written (replicated region)
+    resume: dict[str, str] = field(default_factory=dict)  # participant -> its token's digest
+    absent: set[str] = field(default_factory=set)  # dropped, their place kept until the grace
+    grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    subscription: Any = None  # its conference subject on the bus (replicated region)
 
     @property
     def conference_id(self) -> str:
@@ -132,6 +164,7 @@ class Signaling:
         media_keys: MediaKeyHook | None = None,
         pstn_token_file: Path | None = None,
         interop_token_file: Path | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.region = region
         self.store = store
@@ -139,7 +172,8 @@ class Signaling:
         self.media_keys: MediaKeyHook = media_keys or NoMediaKeys()
         self.auth = SocketAuthenticator(store, pstn_token_file, interop_token_file)
         self.live: dict[str, LiveConference] = {}
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Connection | RemoteParticipant] = {}
+        self.replication = replication
         # recording: the region's recorders join the relay with keys of their own (MT-16)
         self.recorders = Recorders(self.media_keys, store.append_recording_media)
 
@@ -158,7 +192,11 @@ class Signaling:
 
     async def close_account(self, account_id: str, reason: str) -> int:
         """Close every signaling socket of an account (revocation); returns how many."""
-        victims = [c for c in self.connections.values() if c.identity.account_id == account_id]
+        victims = [
+            c
+            for c in self.connections.values()
+            if isinstance(c, Connection) and c.identity.account_id == account_id
+        ]
         for conn in victims:
             await self._leave(conn)
             await conn.send(wire.Error(ErrorCode.UNAUTHENTICATED, None, reason))
@@ -172,22 +210,33 @@ class Signaling:
         conn = self.connections.get(participant_id)
         if conn is not None and conn.conference_id is not None:
             await conn.send(message)
+        elif conn is None and self.replication is not None:
+            bus = self.replication.bus
+            await bus.publish(bus.participant_subject(participant_id), {"send": message})
 
     async def reconfigure(
         self, conference_id: str, locked: bool | None, escalation: bool | None
     ) -> None:
         """An administrator changed the lock or escalation of a conference (already stored)."""
         live = self.live.get(conference_id)
-        if live is not None:
-            async with live.lock:
-                await self._apply(live, Reconfigure(locked, escalation))
+        if live is None:
+            body = {"kind": "reconfigure", "locked": locked, "escalation": escalation}
+            await self._ask_owner(conference_id, body)
+            live = self.live.get(conference_id)  # taken over meanwhile: it is this replica's now
+            if live is None:
+                return
+        async with live.lock:
+            await self._apply(live, Reconfigure(locked, escalation))
 
     async def end_conference(self, conference_id: str) -> bool:
         """End a live conference from the REST API; False when it was not live (or had ended
         by the time its lock was free)."""
         live = self.live.get(conference_id)
         if live is None:
-            return False
+            answer = await self._ask_owner(conference_id, {"kind": "terminate"})
+            live = self.live.get(conference_id)
+            if live is None:
+                return bool(answer.get("ended"))
         async with live.lock:
             if live.session.ended:
                 return False
@@ -224,8 +273,12 @@ class Signaling:
             pass
         finally:
             conn.closed = True
-            self.connections.pop(conn.participant_id, None)
-            await self._leave(conn)
+            if self.connections.get(conn.participant_id) is conn:
+                del self.connections[conn.participant_id]
+            if conn.resumable and conn.conference_id is not None:
+                await self._drop(conn)
+            else:
+                await self._leave(conn)
 
     async def _listen(self, conn: Connection) -> None:
         while not conn.closed:
@@ -259,6 +312,16 @@ class Signaling:
         if kind == MessageType.LEAVE:
             await self._leave(conn)
             return
+        if kind == MessageType.RESUME:
+            await self._resume(conn, message)
+            return
+        if conn.remote:
+            await self._forward(conn, MESSAGE, message)
+            return
+        await self._in_conference(conn, message)
+
+    async def _in_conference(self, conn: Connection | RemoteParticipant, message: Any) -> None:
+        kind = message["type"]
         live = self.live.get(conn.conference_id or "")
         if live is None:
             raise Forbidden("join a conference first", field="type")
@@ -268,7 +331,11 @@ class Signaling:
             await self._apply(live, event)
 
     async def _event(
-        self, conn: Connection, live: LiveConference, kind: str, message: dict[str, Any]
+        self,
+        conn: Connection | RemoteParticipant,
+        live: LiveConference,
+        kind: str,
+        message: dict[str, Any],
     ) -> Event:
         """The session event an in-conference message asks for (its fields checked)."""
         pid = conn.participant_id
@@ -299,6 +366,8 @@ class Signaling:
         chat = kind == MessageType.CHAT
         action = None if chat else recording.validate_action(message.get("action"))
         policy = await self.store.policy(live.session.enterprise_id)
+        if conn.identity is None:
+            raise Unauthenticated("sign in again")
         permissions = conn.identity.permissions
         if chat:
             return Chat(pid, message.get("text"), message.get("to"), policy.chat_enabled, now)
@@ -321,6 +390,29 @@ class Signaling:
         conference_id = _string(message, "conference_id")
         identity = conn.identity
         conference = await self.store.check_join(identity, conference_id, message.get("password"))
+        token = secrets.token_urlsafe(24) if message.get("resumable") is True else None
+        digest = None if token is None else _digest(token)
+        if self.replication is not None and not await self._owns(conference.conference_id):
+            conn.conference_id = conference.conference_id
+            conn.remote = True
+            await self._attach(conn)
+            await self._forward(conn, ENTER, {"resume": digest}, conference)
+        else:
+            if self.replication is not None:
+                await self._attach(conn)
+            await self._join_session(conn, conference, identity, conn.sign_in.leg, digest)
+        if token is not None and conn.conference_id is not None:
+            conn.resumable = True
+            await conn.send(wire.ResumeToken(conference.conference_id, conn.participant_id, token))
+
+    async def _join_session(
+        self,
+        conn: Connection | RemoteParticipant,
+        conference: JoinableConference,
+        identity: Identity,
+        leg: LegKind,
+        resume_digest: str | None = None,
+    ) -> None:
         live = self.live.get(conference.conference_id)
         if live is None or live.session.ended:
             session = ConferenceSession.open(
@@ -333,6 +425,7 @@ class Signaling:
             )
             live = LiveConference(session)
             self.live[conference.conference_id] = live
+            await self._serve_conference(live)
             log.info("conference %s live in region %s", conference.conference_id, self.region)
         async with live.lock:
             event = Join(
@@ -340,15 +433,23 @@ class Signaling:
                 identity.account_id,
                 identity.display_name,
                 identity.permissions,
-                conn.sign_in.leg,
+                leg,
             )
             actions = live.session.handle(event)
             conn.conference_id = conference.conference_id
+            if resume_digest is not None:
+                live.resume[conn.participant_id] = resume_digest
             await self._carry_out(live, actions)
 
-    async def _leave(self, conn: Connection) -> None:
+    async def _leave(self, conn: Connection | RemoteParticipant) -> None:
+        if isinstance(conn, Connection) and conn.remote and conn.conference_id is not None:
+            with contextlib.suppress(DomainError):
+                await self._forward(conn, EXIT, None)
         live = self.live.get(conn.conference_id or "")
         conn.conference_id = None
+        if isinstance(conn, Connection):
+            conn.remote = False
+            await self._detach(conn)
         if live is None:
             return
         async with live.lock:
@@ -361,6 +462,10 @@ class Signaling:
         await self._carry_out(live, live.session.handle(event))
 
     async def _carry_out(self, live: LiveConference, actions: list[Action]) -> None:
+        await self._carry_out_actions(live, actions)
+        await self._save(live)
+
+    async def _carry_out_actions(self, live: LiveConference, actions: list[Action]) -> None:
         for action in actions:
             match action:
                 case Send(to=to, message=message):
@@ -407,6 +512,7 @@ class Signaling:
                     await self.store.finish(conference_id)
                     if self.live.get(conference_id) is live:
                         del self.live[conference_id]
+                    await self._release(live)
                     log.info("conference %s ended", conference_id)
                 case _:
                     assert_never(action)
@@ -418,6 +524,395 @@ class Signaling:
         keys = await self.media_keys.issue(live.conference_id, participant_id)
         if keys is not None and live.session.is_admitted(participant_id):
             await conn.send(wire.MediaKeys(participant_id, keys))
+
+    # -- resuming a place after a dropped socket ----------------------------------------------
+
+    async def _resume(self, conn: Connection, message: dict[str, Any]) -> None:
+        """A new socket takes back the place of a participant whose socket dropped."""
+        if conn.conference_id is not None:
+            raise Invalid("leave the current conference first", field="conference_id")
+        conference_id = _string(message, "conference_id")
+        participant_id = _string(message, "participant_id")
+        digest = _digest(_string(message, "token"))
+        fresh_id = conn.participant_id
+        self._rename(conn, participant_id)
+        conn.conference_id = conference_id
+        try:
+            if self.replication is not None and conference_id not in self.live:
+                await self._attach(conn)
+                owner = await self.replication.store.owner(conference_id)
+                if owner is None:
+                    raise Forbidden("the conference is not live", field="conference_id")
+                mine = owner.replica_id == self.replication.replica_id
+                if not mine and (owner.lease_valid or not await self._take_over(conference_id)):
+                    conn.remote = True
+                    await self._forward(conn, REJOIN, {"digest": digest})
+                    conn.resumable = True
+                    return
+            await self._rejoin_here(conference_id, conn, digest)
+            conn.resumable = True
+        except DomainError:
+            conn.conference_id = None
+            conn.remote = False
+            await self._detach(conn)
+            self._rename(conn, fresh_id)
+            raise
+
+    def _rename(self, conn: Connection, participant_id: str) -> None:
+        if self.connections.get(conn.participant_id) is conn:
+            del self.connections[conn.participant_id]
+        conn.participant_id = participant_id
+        self.connections[participant_id] = conn
+
+    async def _rejoin_here(
+        self, conference_id: str, conn: Connection | RemoteParticipant, digest: str
+    ) -> None:
+        live = self.live.get(conference_id)
+        if live is None or live.session.ended:
+            raise Forbidden("the conference is not live", field="conference_id")
+        pid = conn.participant_id
+        async with live.lock:
+            expected = live.resume.get(pid)
+            if expected is None or not hmac.compare_digest(expected, digest):
+                raise Forbidden("the resume token does not match", field="token")
+            lobby = live.session.lobby
+            person = lobby.participants.get(pid) or lobby.waiting.get(pid)
+            if person is None or conn.identity is None:
+                raise Forbidden("that place is gone", field="participant_id")
+            if person.account_id != conn.identity.account_id:
+                raise Forbidden("that place is another account's", field="participant_id")
+            self._present(conference_id, pid)
+            self.connections[pid] = conn
+            conn.conference_id = conference_id
+            admitted = live.session.is_admitted(pid)
+            await conn.send(wire.Resumed(conference_id, pid, admitted))
+            if admitted:
+                await conn.send(lobby.roster_message(pid))
+        log.info("participant %s resumed in %s", pid, conference_id)
+
+    async def _drop(self, conn: Connection) -> None:
+        """The socket of a resumable participant closed: keep its place for `RESUME_GRACE`."""
+        conference_id = conn.conference_id
+        await self._detach(conn)
+        if conference_id is None:
+            return
+        if conn.remote:
+            with contextlib.suppress(DomainError):
+                await self._forward(conn, DROPPED, None)
+            return
+        live = self.live.get(conference_id)
+        if live is not None and conn.participant_id not in self.connections:
+            self._start_grace(live, conn.participant_id)
+
+    def _start_grace(self, live: LiveConference, participant_id: str) -> None:
+        live.absent.add(participant_id)
+        old = live.grace.pop(participant_id, None)
+        if old is not None:
+            old.cancel()
+        live.grace[participant_id] = asyncio.create_task(self._expire(live, participant_id))
+
+    def _present(self, conference_id: str, participant_id: str) -> None:
+        live = self.live.get(conference_id)
+        if live is None:
+            return
+        live.absent.discard(participant_id)
+        task = live.grace.pop(participant_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _expire(self, live: LiveConference, participant_id: str) -> None:
+        await asyncio.sleep(RESUME_GRACE)
+        async with live.lock:
+            if live.grace.get(participant_id) is not asyncio.current_task():
+                return
+            del live.grace[participant_id]
+            if participant_id not in live.absent or live.session.ended:
+                return
+            live.absent.discard(participant_id)
+            conn = self.connections.get(participant_id)
+            if isinstance(conn, RemoteParticipant):
+                del self.connections[participant_id]
+            log.info("participant %s did not resume; it leaves", participant_id)
+            await self._apply(live, Leave(participant_id))
+
+    # -- the replicated region: owners, forwarding and take-over ----------------------------
+
+    def _replication(self) -> Replication:
+        assert self.replication is not None
+        return self.replication
+
+    async def _owns(self, conference_id: str) -> bool:
+        """Whether this replica runs the conference (claiming it if nobody does, taking it over
+        if its owner's lease ran out)."""
+        if conference_id in self.live:
+            return True
+        rep = self._replication()
+        owner = await rep.store.claim(conference_id, rep.replica_id)
+        if owner.replica_id == rep.replica_id:
+            return True  # claimed now; the join opens its session
+        if not owner.lease_valid:
+            return await self._take_over(conference_id)
+        return False
+
+    async def _take_over(self, conference_id: str) -> bool:
+        rep = self._replication()
+        taken = await rep.store.take_over(conference_id, rep.replica_id)
+        if taken is None:
+            owner = await rep.store.owner(conference_id)
+            return owner is not None and owner.replica_id == rep.replica_id
+        snapshot, resume = taken
+        if not snapshot:
+            return True  # its owner died before writing a session: the next join opens one
+        session = ConferenceSession.restore(snapshot)
+        live = LiveConference(session, saved="", resume=resume)
+        self.live[conference_id] = live
+        for person in [*session.lobby.participants, *session.lobby.waiting]:
+            conn = self.connections.get(person)
+            if isinstance(conn, Connection):
+                conn.remote = False
+            elif conn is None:
+                kind = session.kinds.get(person, LegKind.CLIENT)
+                remote = RemoteParticipant(rep.bus, person, None, kind, conference_id)
+                self.connections[person] = remote
+                self._start_grace(live, person)  # until it speaks or resumes
+        await self._serve_conference(live)
+        log.warning("replica %s took over conference %s", rep.replica_id, conference_id)
+        return True
+
+    async def _serve_conference(self, live: LiveConference) -> None:
+        if self.replication is None or live.subscription is not None:
+            return
+        bus = self.replication.bus
+        conference_id = live.conference_id
+
+        async def handle(body: dict[str, Any]) -> dict[str, Any] | None:
+            if self.live.get(conference_id) is not live:
+                return None  # an ended session's subject, about to be let go
+            return await self._on_request(conference_id, body)
+
+        live.subscription = await bus.subscribe(bus.conference_subject(conference_id), handle)
+
+    async def _release(self, live: LiveConference) -> None:
+        if self.replication is None:
+            return
+        if live.subscription is not None:
+            # not from here: this may run in that subscription's own handler, which unsubscribing
+            # would cancel before it answers
+            asyncio.get_running_loop().call_later(
+                UNSUBSCRIBE_DELAY, _unsubscribe_soon, live.subscription
+            )
+            live.subscription = None
+        rep = self.replication
+        await rep.store.release(live.conference_id, rep.replica_id)
+        for pid, conn in list(self.connections.items()):
+            if isinstance(conn, RemoteParticipant) and conn.conference_id in (
+                None,
+                live.conference_id,
+            ):
+                del self.connections[pid]
+
+    async def _save(self, live: LiveConference) -> None:
+        if self.replication is None or live.session.ended:
+            return
+        snapshot = live.session.snapshot()
+        text = json.dumps([snapshot, live.resume], sort_keys=True)
+        if text == live.saved:
+            return
+        rep = self.replication
+        await rep.store.save(live.conference_id, rep.replica_id, snapshot, live.resume)
+        live.saved = text
+
+    async def _attach(self, conn: Connection) -> None:
+        """Hear, on the bus, what the conference's owner (or the relay supervisor) sends it."""
+        if self.replication is None or conn.subscription is not None:
+            return
+        bus = self.replication.bus
+
+        async def handle(body: dict[str, Any]) -> None:
+            message = body.get("send")
+            if isinstance(message, dict):
+                await conn.send(message)
+            close = body.get("close")
+            if isinstance(close, dict):
+                conn.conference_id = None
+                conn.remote = False
+                await conn.close(int(close["code"]), str(close["reason"]))
+            return None
+
+        conn.subscription = await bus.subscribe(
+            bus.participant_subject(conn.participant_id), handle
+        )
+
+    async def _detach(self, conn: Connection) -> None:
+        if conn.subscription is not None:
+            with contextlib.suppress(Exception):
+                await conn.subscription.unsubscribe()
+            conn.subscription = None
+
+    async def _forward(
+        self,
+        conn: Connection,
+        kind: str,
+        message: dict[str, Any] | None,
+        conference: JoinableConference | None = None,
+    ) -> None:
+        """Hand a participant's join, message or leave to the owner of its conference; when the
+        owner is gone, take the conference over and handle it here."""
+        conference_id = conn.conference_id
+        assert conference_id is not None
+        body: dict[str, Any] = {
+            "kind": kind,
+            "participant_id": conn.participant_id,
+            "identity": identity_body(conn.identity),
+            "leg": conn.sign_in.leg.value,
+            "message": message,
+            "conference": None if conference is None else conference_body(conference),
+        }
+        answer = await self._ask_owner(conference_id, body)
+        if answer.get("refused"):
+            raise Forbidden(str(answer["refused"]), field=answer.get("field"))
+        if answer.get("owned"):
+            return
+        if conference_id not in self.live:
+            raise Forbidden("the conference is not live any more", field="conference_id")
+        conn.remote = False  # this replica runs it now
+        await self._handle_here(conference_id, conn, body)
+
+    async def _ask_owner(self, conference_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send the owner a request; {} when this replica owns the conference now (taken over),
+        or when nobody owns it."""
+        if self.replication is None:
+            return {}
+        rep = self.replication
+        subject = rep.bus.conference_subject(conference_id)
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while True:
+            if conference_id in self.live:
+                return {}
+            try:
+                answer = await rep.bus.request(subject, body)
+                if answer.get("owned"):
+                    return answer
+            except Unreachable:
+                pass
+            owner = await rep.store.owner(conference_id)
+            if owner is None:
+                return {}
+            if not owner.lease_valid and await self._take_over(conference_id):
+                return {}
+            if asyncio.get_running_loop().time() > deadline:
+                return {}
+            await asyncio.sleep(0.1)
+
+    async def _on_request(self, conference_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A request to the owner of a conference, from the replica holding a participant."""
+        live = self.live.get(conference_id)
+        if live is None:
+            return {"owned": False}
+        kind = body.get("kind")
+        if kind == "terminate":
+            return {"owned": True, "ended": await self.end_conference(conference_id)}
+        if kind == "reconfigure":
+            await self.reconfigure(conference_id, body.get("locked"), body.get("escalation"))
+            return {"owned": True}
+        pid = str(body.get("participant_id"))
+        conn = self.connections.get(pid)
+        if not isinstance(conn, RemoteParticipant):
+            conn = RemoteParticipant(self._replication().bus, pid, None)
+            if kind != DROPPED:
+                self.connections[pid] = conn
+        try:
+            await self._handle_here(conference_id, conn, body)
+        except DomainError as exc:
+            return {"owned": True, "refused": exc.reason, "field": exc.field}
+        return {"owned": True}
+
+    async def _handle_here(
+        self, conference_id: str, conn: Connection | RemoteParticipant, body: dict[str, Any]
+    ) -> None:
+        kind = body.get("kind")
+        identity = identity_from(body["identity"])
+        conn.identity = identity
+        leg = LegKind(body.get("leg") or LegKind.CLIENT.value)
+        try:
+            if kind == ENTER:
+                conn.conference_id = conference_id
+                resume = (body.get("message") or {}).get("resume")
+                await self._join_session(
+                    conn, conference_from(body["conference"]), identity, leg, resume
+                )
+            elif kind == MESSAGE:
+                conn.conference_id = conference_id
+                self._present(conference_id, conn.participant_id)
+                await self._in_conference(conn, body["message"])
+            elif kind == REJOIN:
+                await self._rejoin_here(conference_id, conn, str(body["message"]["digest"]))
+            elif kind == DROPPED:
+                live = self.live.get(conference_id)
+                if live is not None and self.connections.get(conn.participant_id) is conn:
+                    del self.connections[conn.participant_id]
+                    self._start_grace(live, conn.participant_id)
+            elif kind == EXIT:
+                conn.conference_id = conference_id
+                await self._leave(conn)
+                if self.connections.get(conn.participant_id) is conn and isinstance(
+                    conn, RemoteParticipant
+                ):
+                    del self.connections[conn.participant_id]
+        except DomainError as exc:
+            if kind == REJOIN:
+                raise
+            await conn.send(_error(exc))
+
+    async def run_replication(self) -> None:
+        """Renew the leases of the conferences this replica runs; take over those of its
+        participants whose owner's lease ran out."""
+        rep = self._replication()
+        while True:
+            try:
+                owned = [c for c, live in self.live.items() if not live.session.ended]
+                kept = set(await rep.store.renew(rep.replica_id, owned))
+                for conference_id in owned:
+                    if conference_id not in kept:
+                        log.warning("conference %s is owned elsewhere now", conference_id)
+                        live = self.live.pop(conference_id)
+                        if live.subscription is not None:
+                            await live.subscription.unsubscribe()
+                        for conn in list(self.connections.values()):
+                            if conn.conference_id != conference_id:
+                                continue
+                            if isinstance(conn, Connection):
+                                conn.remote = True  # its messages go to the new owner
+                            else:
+                                del self.connections[conn.participant_id]
+                elsewhere = sorted(
+                    {
+                        c.conference_id
+                        for c in self.connections.values()
+                        if isinstance(c, Connection) and c.remote and c.conference_id is not None
+                    }
+                )
+                for conference_id in await rep.store.expired(elsewhere):
+                    await self._take_over(conference_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("replication loop failed; trying again")
+            await asyncio.sleep(RENEW_SECONDS)
+
+
+def _unsubscribe_soon(subscription: Any) -> None:
+    async def unsubscribe() -> None:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+
+    task = asyncio.ensure_future(unsubscribe())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _error(exc: DomainError) -> wire.Error:

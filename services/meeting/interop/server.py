@@ -262,7 +262,9 @@ class Gateway:
     async def _join(self, call: CallIO, action: JoinConference) -> None:
         try:
             uri, context = self.signaling_uri()
-            call.signaling = client = SignalingClient(uri, context=context, close_timeout=2.0)
+            call.signaling = client = SignalingClient(
+                uri, context=context, close_timeout=2.0, resumable=True
+            )
             auth = signaling.Auth(
                 interop_token=interop_token(self.home, self.region),
                 protocol=action.protocol.value,

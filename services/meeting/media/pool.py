@@ -148,7 +148,7 @@ class RelayPool:
         self.notify = notify
         try:
             while True:
-                self._scan()
+                await self._discover()
                 self._reap()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), self.scan_interval)
@@ -166,17 +166,16 @@ class RelayPool:
     def live_relays(self) -> list[str]:
         return sorted(self.directory.live)
 
+    async def _discover(self) -> None:
+        self._scan()
+
     def _scan(self) -> None:
         for ready in running_relays(self.home, self.region):
             name = str(ready["name"])
             pid = int(ready["pid"])
             if name in self.directory.lost or self._watched_pids.get(name) == pid:
                 continue
-            old = self._watchers.pop(name, None)
-            if old is not None:
-                old.cancel()
-            self._watched_pids[name] = pid
-            self._watchers[name] = asyncio.create_task(self._watch(name, ready))
+            self._start_watch(name, pid, ready)
 
     async def _watch(self, name: str, ready: dict[str, Any]) -> None:
         """Hold the relay's heartbeat stream open; when it ends, the relay is lost."""
@@ -221,6 +220,13 @@ class RelayPool:
 
     async def _lost(self, name: str) -> None:
         await self._carry_out(self._mark_lost(name))
+
+    def _start_watch(self, name: str, pid: int, ready: dict[str, Any]) -> None:
+        old = self._watchers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        self._watched_pids[name] = pid
+        self._watchers[name] = asyncio.create_task(self._watch(name, ready))
 
     def _mark_lost(self, name: str) -> list[Move]:
         if name in self.directory.lost:

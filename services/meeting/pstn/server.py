@@ -149,7 +149,7 @@ class Gateway:
         self.calls[call.call_id] = call
         try:
             uri, context = self.signaling()
-            call.signal = SignalingClient(uri, context=context)
+            call.signal = SignalingClient(uri, context=context, resumable=True)
             token = pstn_token(self.home, self.region)
             await call.signal.connect(Auth(gateway_token=token, caller=body.caller))
             await call.signal.join(body.conference_id, body.pin)

@@ -26,6 +26,7 @@ from services.common.tls import server_context
 from services.meeting.process import ANY_ADDRESS, start_process
 from services.meeting.relay.control import RelayState, build_control_app
 from services.meeting.relay.files import control_token, region_directory, relay_directory
+from services.meeting.relay.registry import registers, start_registration
 
 log = logging.getLogger("roomtrust.meeting.relay")
 RECEIVE_BUFFER = 4 << 20
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None, prog: str = "services.meeting.relay") ->
     start = start_process(prog, args.region, args.home)
     settings = start.settings
     name = args.name or f"relay-{os.getpid()}"
+    if registers(settings):
+        ready = relay_directory(start.home, args.region, name) / "ready.json"
+        start_registration(settings, start.home, args.region, ready, start.ca_file)
     media_port = args.media_port if args.media_port is not None else settings.media_port
     relay = run_relay(
         args.region,

@@ -173,3 +173,49 @@ class SegmentMember(Base):
 
 class OperationLogEntry(OperationLogMixin, Base):
     __tablename__ = "operation_log"
+
+
+# -- a replicated region (PostgreSQL and a bus): what every replica must agree on ---------------
+
+
+class RelayRow(Base):
+    """A relay of the region, written and kept fresh by the relay itself (its heartbeat)."""
+
+    __tablename__ = "relays"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_address: Mapped[str] = mapped_column(String(200))
+    control_url: Mapped[str] = mapped_column(String(300))
+    ca_file: Mapped[str] = mapped_column(String(500))
+    capacity: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int] = mapped_column(Integer)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    lost: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RelayPlacement(Base):
+    """The one relay a live conference's media is on."""
+
+    __tablename__ = "relay_placements"
+    conference_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    relay_name: Mapped[str] = mapped_column(String(64))
+    moves: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RelayMember(Base):
+    """A participant admitted on its conference's relay (who a move must carry along)."""
+
+    __tablename__ = "relay_members"
+    participant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conference_id: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class ConferenceOwner(Base):
+    """The replica that runs a live conference's session, its lease, and the session's snapshot
+    (everything but the chat) to rebuild it from when another replica takes over."""
+
+    __tablename__ = "conference_owners"
+    conference_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    replica_id: Mapped[str] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime] = mapped_column(Timestamp)
+    snapshot: Mapped[dict[str, object]] = mapped_column(JSON)
+    resume_tokens: Mapped[dict[str, object]] = mapped_column(JSON)
