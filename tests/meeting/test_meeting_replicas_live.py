@@ -95,6 +95,15 @@ def connections(region: ReplicatedMeeting) -> dict[str, int]:
     return {name: int(state["scur"] or 0) for name, state in states.items()}
 
 
+def states(region: ReplicatedMeeting, api: MeetingApi, conference_id: str) -> list[str]:
+    """The conference's state as each replica's REST API reports it."""
+    found = []
+    for replica in region.replicas:
+        with MeetingApi(replica.url, region.ca_file, api.token) as there:
+            found.append(str(there.call("GET", f"/v1/conferences/{conference_id}")["state"]))
+    return found
+
+
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -165,8 +174,12 @@ def test_owner_and_guest_on_two_replicas_knock_admit_chat_and_hear_each_other(
             seen["owner_hears"] = {hz: level(o, 0x2000, hz) for hz in (OWNER_HZ, GUEST_HZ)}
             seen["guest_hears"] = {hz: level(g, 0x1000, hz) for hz in (OWNER_HZ, GUEST_HZ)}
             seen["owner_replica"] = region.owner(cid)
+            await asyncio.sleep(0.5)  # a lease loop's read of the live conferences
+            seen["states"] = await asyncio.to_thread(states, region, owner, cid)
             await o.send({"type": T.END})
             await g.expect(T.CONFERENCE_ENDED)
+            await asyncio.sleep(0.5)
+            seen["states_after"] = await asyncio.to_thread(states, region, owner, cid)
         finally:
             await close_calls(o, g)
         return seen
@@ -180,6 +193,8 @@ def test_owner_and_guest_on_two_replicas_knock_admit_chat_and_hear_each_other(
     assert seen["owner_hears"][GUEST_HZ] > MIN_LEVEL > seen["owner_hears"][OWNER_HZ], seen
     assert seen["guest_hears"][OWNER_HZ] > MIN_LEVEL > seen["guest_hears"][GUEST_HZ], seen
     assert seen["owner_replica"] is not None
+    assert seen["states"] == ["active", "active"], seen["states"]  # whichever replica answers
+    assert seen["states_after"] == ["idle", "idle"], seen["states_after"]
 
     # MT-18: the chat marker is nowhere once the conference has ended
     time.sleep(0.5)

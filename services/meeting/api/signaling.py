@@ -174,6 +174,9 @@ class Signaling:
         self.live: dict[str, LiveConference] = {}
         self.connections: dict[str, Connection | RemoteParticipant] = {}
         self.replication = replication
+        # a replicated region: the conferences every owner runs (conference -> enterprise), as
+        # the lease loop last read them
+        self.region_live: dict[str, str] = {}
         # recording: the region's recorders join the relay with keys of their own (MT-16)
         self.recorders = Recorders(self.media_keys, store.append_recording_media)
 
@@ -181,14 +184,18 @@ class Signaling:
 
     def is_live(self, conference_id: str) -> bool:
         live = self.live.get(conference_id)
-        return live is not None and not live.session.ended
+        if live is None:
+            return conference_id in self.region_live
+        return not live.session.ended
 
     def live_count(self, enterprise_id: str | None = None) -> int:
-        return sum(
-            1
+        here = {
+            c.conference_id: c.session.enterprise_id
             for c in self.live.values()
-            if enterprise_id in (None, c.session.enterprise_id) and not c.session.ended
-        )
+            if not c.session.ended
+        }
+        everywhere = {**self.region_live, **here}
+        return sum(1 for e in everywhere.values() if enterprise_id in (None, e))
 
     async def close_account(self, account_id: str, reason: str) -> int:
         """Close every signaling socket of an account (revocation); returns how many."""
@@ -703,6 +710,7 @@ class Signaling:
             )
             live.subscription = None
         rep = self.replication
+        self.region_live.pop(live.conference_id, None)
         await rep.store.release(live.conference_id, rep.replica_id)
         for pid, conn in list(self.connections.items()):
             if isinstance(conn, RemoteParticipant) and conn.conference_id in (
@@ -894,6 +902,7 @@ class Signaling:
                 )
                 for conference_id in await rep.store.expired(elsewhere):
                     await self._take_over(conference_id)
+                self.region_live = await rep.store.live_conferences()
             except asyncio.CancelledError:
                 raise
             except Exception:

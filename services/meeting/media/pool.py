@@ -50,6 +50,10 @@ HEARTBEAT_TIMEOUT = 5.0
 
 
 class RelayPool:
+    # A replacement relay ends with the region process that started it; in a replicated region it
+    # carries conferences of every replica, so it must outlive the one that happened to start it.
+    replacements_outlive_region = False
+
     def __init__(
         self,
         home: Path,
@@ -280,19 +284,21 @@ class RelayPool:
         await asyncio.sleep(self.replace_delay)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        parent = () if self.replacements_outlive_region else ("--parent-pid", str(os.getpid()))
         with open(logs / f"relay-{self.region}.log", "ab") as out:
             child = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "services.meeting.relay"),
                     *("--region", self.region, "--home", str(self.home)),
-                    *("--parent-pid", str(os.getpid())),
+                    *parent,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._children.append(child)
+        if not self.replacements_outlive_region:
+            self._children.append(child)
         self.replacements += 1
         log.warning("relay %s replaced by pid %d", name, child.pid)
         self._changed.set()

@@ -7,8 +7,9 @@ It is the `RelayPool` with its shared state moved to `ReplicaStore` (docs/meetin
   admits it on the same relay; who is admitted is in `relay_members`;
 - every replica watches every relay's heartbeat stream, but when one ends, only the replica whose
   conditional update declares the relay lost moves its conferences (fresh keys, `media.move` to
-  each participant wherever its socket is) and starts one replacement. A relay declared lost finds
-  so at its next beat and ends, so it never lingers next to its replacement.
+  each participant wherever its socket is) and starts one replacement, which outlives the replica
+  that started it (it carries every replica's conferences). A relay declared lost finds so at its
+  next beat and ends, so it never lingers next to its replacement.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ log = logging.getLogger("roomtrust.meeting.media")
 
 
 class SharedRelayPool(RelayPool):
+    replacements_outlive_region = True
+
     def __init__(self, home: Path, region: str, shared: ReplicaStore, **options: Any) -> None:
         super().__init__(home, region, **options)
         self.shared = shared

@@ -360,6 +360,20 @@ class ReplicaStore:
             )
         )
 
+    async def live_conferences(self) -> dict[str, str]:
+        """Every conference an owner runs now (lease valid), with its enterprise."""
+
+        def read(s: Session) -> dict[str, str]:
+            rows = s.execute(
+                text(
+                    "SELECT conference_id, snapshot->>'enterprise_id' FROM conference_owners"
+                    " WHERE lease_until > now()"
+                )
+            ).all()
+            return {str(r[0]): str(r[1] or "") for r in rows}
+
+        return await self._run(read)
+
     async def expired(self, conference_ids: list[str]) -> list[str]:
         """Of these conferences, those whose owner's lease has run out."""
 
