@@ -63,6 +63,9 @@ if (Path(__file__).resolve().parents[2] / "services" / "meeting" / "main.py").ex
 
 START_TIMEOUT = 60.0
 REPLICATED_SERVICES = ("dm", "meeting")  # the services whose regions may run as replicas
+# Connections each replica keeps in its pool (up to three times as many under load): a stack of
+# 17 replicas must fit PostgreSQL's default max_connections (100) beside the tools that audit it.
+REPLICA_POOL_SIZE = 2
 RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
 DEFAULT_RELAYS = 1
 
@@ -364,6 +367,9 @@ def launch_replicated_region(
         "ROOMTRUST_CA_KEY_FILE": str(secrets_files["region-ca-key"]),
         "ROOMTRUST_RELEASE_KEY_FILE": str(secrets_files["release-key"]),
         "ROOMTRUST_BLOB_DIRECTORY": str(blobs),
+        "ROOMTRUST_DATABASE_POOL_SIZE": os.environ.get(
+            "ROOMTRUST_DATABASE_POOL_SIZE", str(REPLICA_POOL_SIZE)
+        ),
         **(extra_env or {}),  # a meeting region's CA is its own directory's (meeting_region.py)
         "ROOMTRUST_REGION": region,
         "ROOMTRUST_DATABASE_URL": database_url,
