@@ -657,7 +657,8 @@ def stop_relays(home: Path) -> int:
             if _alive(pid):
                 count += 1
                 terminate(pid)
-        # a replicated region's replacement relays live under the replica that started them
+        # a replicated region's replicas share its relays directory (their replacement relays are
+        # there), but a replica's own directory is searched too, so no relay outlives `down`
         replicas = home.resolve() / "meeting" / region / "replicas"
         for relay_home in [home.resolve(), *sorted(replicas.glob("*"))]:
             for ready in running_relays(relay_home, region):

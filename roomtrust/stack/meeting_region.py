@@ -11,8 +11,9 @@ under `<home>/nats/`); the regions share it, each on its own subjects
 PSTN and interop gateways and the tools that look there find them: the region CA (`ca/ca.pem`,
 `ca/ca.key`), the relay, PSTN and interop service tokens, and the recording master key. The
 replicas get them as mounted secret files (the settings' `*_FILE`); each replica keeps its own
-state directory (`replicas/rN/`) except the recordings, which all replicas write into the region's
-`recordings/` (a shared volume, as the deployed regions' finished recordings go to one bucket).
+state directory (`replicas/rN/`) except the recordings, the server logs and the relays' files,
+which are the region's `recordings/`, `logs/` and `relays/` in every replica (shared volumes; the
+deployed regions' finished recordings go to one bucket).
 `write_region_entry()` writes the region's `ready.json` naming the balancer: the gateways dial the
 region through it.
 """
@@ -43,7 +44,10 @@ from services.meeting.relay.files import (
 
 NATS_SERVER = "/usr/sbin/nats-server"
 BUS_START_TIMEOUT = 15.0
-SHARED_DIRECTORIES = ("recordings",)  # the replicas' state subdirectories that are the region's
+# the replicas' state subdirectories that are the region's own (one volume mounted in each):
+# recordings (any replica serves any recording), server logs (the region's retention applies to
+# them), relays (a replacement relay a replica starts is one of the region's relays)
+SHARED_DIRECTORIES = ("recordings", "logs", "relays")
 
 
 def nats_missing() -> str | None:
