@@ -234,6 +234,7 @@ class Resume(Message):
     conference_id: str
     participant_id: str
     token: str
+    relay: str | None = _optional()  # the relay of the last grant it holds
 
 
 @dc.dataclass(frozen=True)

@@ -93,6 +93,7 @@ class SignalingClient:
         self.over = False  # the server ended the conference for this client
         self._auth: Auth | None = None
         self._resuming = False
+        self.relay_name: str | None = None  # of the last media grant received
 
     # -- the socket ------------------------------------------------------------------------------
 
@@ -163,6 +164,9 @@ class SignalingClient:
         kind = data.get("type")
         if kind == MessageType.RESUME_TOKEN:
             self.resume_token = data
+        elif kind in (MessageType.MEDIA_KEYS, MessageType.MEDIA_MOVE):
+            relay = data.get("relay")
+            self.relay_name = relay if isinstance(relay, str) else self.relay_name
         elif kind in TERMINAL:
             self.over = True
         return data
@@ -176,7 +180,10 @@ class SignalingClient:
         loop = asyncio.get_running_loop()
         dropped = loop.time()
         request = Resume(
-            str(token["conference_id"]), str(token["participant_id"]), str(token["token"])
+            str(token["conference_id"]),
+            str(token["participant_id"]),
+            str(token["token"]),
+            self.relay_name,
         )
         self._resuming = True
         try:

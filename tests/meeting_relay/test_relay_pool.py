@@ -33,11 +33,20 @@ def test_the_pool_finds_the_relay_hands_out_keys_and_rekeys_the_others(relay: An
             for pid, grant in grants.items():
                 assert grant is not None and grant["relay"] == "relay-t"
                 assert grant["participant_id"] == pid and grant["send_key"] != grant["receive_key"]
+            await pool.refresh("pool-c", "relay-t")  # its grant is for the conference's relay
+            assert told == []
+            await pool.refresh("pool-c", "relay-gone")  # resumed with a grant it was moved off
+            assert sorted(pid for pid, _ in told) == ["pool-a", "pool-b", "pool-d"]
+            assert {m["relay"] for _, m in told} == {"relay-t"}
+            assert all(m["type"] == "media.keys" and m["rekey"] for _, m in told)
+            fresh = {pid: m for pid, m in told}
+            told.clear()
             await pool.withdraw("pool-c", "pool-a")
             assert sorted(pid for pid, _ in told) == ["pool-b", "pool-d"]
             for pid, message in told:
                 assert message["type"] == "media.keys" and message["rekey"] is True
                 assert message["send_key"] != grants[pid]["send_key"]  # type: ignore[index]
+                assert message["send_key"] != fresh[pid]["send_key"]
             told.clear()
             await pool.withdraw("pool-c", "pool-b", rekey=False)  # the conference is ending
             await pool.withdraw("pool-c", "pool-a")  # already gone: nothing happens

@@ -63,6 +63,16 @@ SAMPLES: list[tuple[s.Message, dict[str, Any]]] = [
         {"type": "join", "conference_id": "na-abc", "resumable": True},
     ),
     (
+        s.Resume("na-abc", "p-a", "tok", "relay-1"),
+        {
+            "type": "resume",
+            "conference_id": "na-abc",
+            "participant_id": "p-a",
+            "token": "tok",
+            "relay": "relay-1",
+        },
+    ),
+    (
         s.Resume("na-abc", "p-a", "tok"),
         {"type": "resume", "conference_id": "na-abc", "participant_id": "p-a", "token": "tok"},
     ),

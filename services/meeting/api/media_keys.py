@@ -29,6 +29,14 @@ class SupervisedMedia(Protocol):
     async def run(self, notify: Notify) -> None: ...
 
 
+@runtime_checkable
+class RefreshableMedia(Protocol):
+    """A hook that can give a conference's participants fresh keys when one of them resumed with
+    a grant for a relay the conference is no longer on (it missed the move while away)."""
+
+    async def refresh(self, conference_id: str, relay: str) -> None: ...
+
+
 class NoMediaKeys:
     """No relays: nobody gets keys (the API alone, as in the in-process tests)."""
 

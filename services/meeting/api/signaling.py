@@ -40,7 +40,7 @@ from services.common.asgi_tls import peer_cert_pem
 from services.common.clock import Clock
 from services.common.errors import DomainError, Forbidden, Invalid, Unauthenticated
 from services.meeting.api.bus import Unreachable
-from services.meeting.api.media_keys import MediaKeyHook, NoMediaKeys
+from services.meeting.api.media_keys import MediaKeyHook, NoMediaKeys, RefreshableMedia
 from services.meeting.api.replication import (
     RENEW_SECONDS,
     RemoteParticipant,
@@ -541,6 +541,7 @@ class Signaling:
         conference_id = _string(message, "conference_id")
         participant_id = _string(message, "participant_id")
         digest = _digest(_string(message, "token"))
+        relay = message.get("relay") if isinstance(message.get("relay"), str) else None
         fresh_id = conn.participant_id
         self._rename(conn, participant_id)
         conn.conference_id = conference_id
@@ -553,10 +554,10 @@ class Signaling:
                 mine = owner.replica_id == self.replication.replica_id
                 if not mine and (owner.lease_valid or not await self._take_over(conference_id)):
                     conn.remote = True
-                    await self._forward(conn, REJOIN, {"digest": digest})
+                    await self._forward(conn, REJOIN, {"digest": digest, "relay": relay})
                     conn.resumable = True
                     return
-            await self._rejoin_here(conference_id, conn, digest)
+            await self._rejoin_here(conference_id, conn, digest, relay)
             conn.resumable = True
         except DomainError:
             conn.conference_id = None
@@ -572,7 +573,11 @@ class Signaling:
         self.connections[participant_id] = conn
 
     async def _rejoin_here(
-        self, conference_id: str, conn: Connection | RemoteParticipant, digest: str
+        self,
+        conference_id: str,
+        conn: Connection | RemoteParticipant,
+        digest: str,
+        relay: str | None = None,
     ) -> None:
         live = self.live.get(conference_id)
         if live is None or live.session.ended:
@@ -596,6 +601,8 @@ class Signaling:
             if admitted:
                 await conn.send(lobby.roster_message(pid))
         log.info("participant %s resumed in %s", pid, conference_id)
+        if admitted and relay is not None and isinstance(self.media_keys, RefreshableMedia):
+            await self.media_keys.refresh(conference_id, relay)  # it missed a move while away
 
     async def _drop(self, conn: Connection) -> None:
         """The socket of a resumable participant closed: keep its place for `RESUME_GRACE`."""
@@ -854,7 +861,10 @@ class Signaling:
                 self._present(conference_id, conn.participant_id)
                 await self._in_conference(conn, body["message"])
             elif kind == REJOIN:
-                await self._rejoin_here(conference_id, conn, str(body["message"]["digest"]))
+                asked = body["message"]
+                await self._rejoin_here(
+                    conference_id, conn, str(asked["digest"]), asked.get("relay") or None
+                )
             elif kind == DROPPED:
                 live = self.live.get(conference_id)
                 if live is not None and self.connections.get(conn.participant_id) is conn:

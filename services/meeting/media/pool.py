@@ -141,6 +141,27 @@ class RelayPool:
             for pid, grant in grants.items():
                 await self._tell(pid, MediaKeys(pid, grant, rekey=True).encode())
 
+    async def refresh(self, conference_id: str, relay: str) -> None:
+        """A participant holds a grant for `relay`: when the conference is elsewhere now, re-key
+        it there, so everyone (that participant too) gets a grant for its relay."""
+        async with self._conference(conference_id):
+            host = self.directory.host(conference_id)
+            if host is None or host == relay:
+                return
+            await self._rekey(host, conference_id)
+
+    async def _rekey(self, host: str, conference_id: str) -> None:
+        control = self._controls.get(host)
+        if control is None:
+            return
+        try:
+            grants = await control.rekey_conference(conference_id)
+        except (httpx.HTTPError, RelayControlError) as exc:
+            log.warning("relay %s: re-key failed: %s", host, _reason(exc))
+            return
+        for pid, grant in grants.items():
+            await self._tell(pid, MediaKeys(pid, grant, rekey=True).encode())
+
     async def _tell(self, participant_id: str, message: dict[str, Any]) -> None:
         if self.notify is not None:
             await self.notify(participant_id, {**message, "participant_id": participant_id})

@@ -96,6 +96,13 @@ class SharedRelayPool(RelayPool):
             for pid, grant in grants.items():
                 await self._tell(pid, MediaKeys(pid, grant, rekey=True).encode())
 
+    async def refresh(self, conference_id: str, relay: str) -> None:
+        async with self._conference(conference_id):
+            placed = await self.shared.placement(conference_id)
+            if placed is None or placed[0] == relay:
+                return
+            await self._rekey(placed[0], conference_id)
+
     # -- losing a relay ----------------------------------------------------------------------
 
     def _relay_failed(self, name: str) -> None:
