@@ -73,7 +73,7 @@ class _TargetStack:
         if self.target.kind == "local":
             from roomtrust.stack import launcher
 
-            return launcher.start(Path(self.target.spec["home"]))
+            return launcher.start_as_up(Path(self.target.spec["home"]))
         return self.target.stack()
 
     @pytest.fixture(scope="session")

@@ -67,6 +67,7 @@ REPLICATED_SERVICES = ("dm", "meeting")  # the services whose regions may run as
 # 17 replicas must fit PostgreSQL's default max_connections (100) beside the tools that audit it.
 REPLICA_POOL_SIZE = 2
 RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
+UP_RELAYS = 2  # relays per meeting region of `roomtrust up`: a region can fail over at once
 DEFAULT_RELAYS = 1
 
 
@@ -265,6 +266,12 @@ def start(
         raise
     write_stack(stack)
     return stack
+
+
+def start_as_up(home: Path) -> Stack:
+    """The stack `roomtrust up` starts (two relays and a PSTN gateway per meeting region), or the
+    running one: what the compliance run checks when it starts the stack itself."""
+    return start(home, relays=UP_RELAYS, pstn=True)
 
 
 def replica_counts(replicas: int | Mapping[str, int]) -> dict[str, int]:
