@@ -12,10 +12,14 @@ media relays and a PSTN gateway. The JSON layout is:
      "pstn": {"sa": {"pid": 1, "control_url": "...", "log": "..."}},
      "replicas": {"dm": {"us": [{"name": "r1", "pid": 1, "port": 2, "url": "...", "log": "..."}]}},
      "balancers": {"dm": {"us": {"pid": 1, "port": 2, "url": "...", "config": "...",
-                                 "stats_socket": "...", "log": "..."}}}}
+                                 "stats_socket": "...", "log": "..."}}},
+     "interop": {"na": {"pid": 1, "sip_port": 2, "h323_port": 3, "log": "..."}},
+     "bus": {"pid": 1, "url": "nats://127.0.0.1:PORT", "monitor_url": "http://...", "log": "..."}}
 
 A region that runs as replicas (`roomtrust up --replicas N`) lists them under `replicas`, and its
 endpoint is its balancer (also under `balancers`): clients reach the region only through it.
+Replicated meeting regions also have their interop gateway (`interop`) and share one NATS server
+(`bus`).
 """
 
 from __future__ import annotations
@@ -128,6 +132,55 @@ class Gateway:
 
 
 @dataclass(frozen=True)
+class InteropGateway:
+    """The SIP/H.323 interop gateway of a meeting region."""
+
+    region: str
+    pid: int
+    sip_port: int
+    h323_port: int
+    log: str = ""
+
+    @classmethod
+    def from_json(cls, region: str, data: dict[str, Any]) -> InteropGateway:
+        return cls(
+            region,
+            int(data["pid"]),
+            int(data["sip_port"]),
+            int(data["h323_port"]),
+            str(data.get("log", "")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "sip_port": self.sip_port,
+            "h323_port": self.h323_port,
+            "log": self.log,
+        }
+
+
+@dataclass(frozen=True)
+class MessageBus:
+    """The NATS server between a stack's meeting replicas: its client URL, its monitoring URL
+    (`/healthz`), its process and log."""
+
+    pid: int
+    url: str
+    monitor_url: str
+    log: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MessageBus:
+        return cls(
+            int(data["pid"]), str(data["url"]), str(data["monitor_url"]), str(data.get("log", ""))
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "url": self.url, "monitor_url": self.monitor_url, "log": self.log}
+
+
+@dataclass(frozen=True)
 class Replica:
     """One process of a region that runs as replicas behind a balancer."""
 
@@ -211,6 +264,8 @@ class Stack:
     replicas: dict[str, dict[str, list[Replica]]] = field(default_factory=dict)
     balancers: dict[str, dict[str, LoadBalancer]] = field(default_factory=dict)
     database_url: str = ""  # the PostgreSQL database of the regions' stores ("": SQLite files)
+    interop: dict[str, InteropGateway] = field(default_factory=dict)
+    bus: MessageBus | None = None
 
     def endpoint(self, service: str, region: str) -> Endpoint:
         """The region of the service; a StackError names what the stack has instead."""
@@ -285,6 +340,8 @@ class Stack:
                     for service, regions in data.get("balancers", {}).items()
                 },
                 str(data.get("database_url", "")),
+                {r: InteropGateway.from_json(r, e) for r, e in data.get("interop", {}).items()},
+                MessageBus.from_json(data["bus"]) if data.get("bus") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StackError(f"not a stack description: {exc!r}") from exc
@@ -316,6 +373,10 @@ class Stack:
                 service: {r: b.to_json() for r, b in regions.items()}
                 for service, regions in self.balancers.items()
             }
+        if self.interop:
+            data["interop"] = {r: gateway.to_json() for r, gateway in self.interop.items()}
+        if self.bus is not None:
+            data["bus"] = self.bus.to_json()
         return data
 
 

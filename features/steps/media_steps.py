@@ -47,6 +47,8 @@ FIXTURES = (evidence,)
 STEP_TIMEOUT = 60.0
 VIDEO_SSRC = 0x2100
 
+SYN, SYN_ACK = 0x02, 0x12  # TCP flags: a connection attempt has SYN and not ACK
+
 
 def names(text: str) -> list[str]:
     found = [part.strip() for part in text.split(",") if part.strip()]
@@ -340,7 +342,14 @@ def outbound_only(scene: Scene) -> None:
         outbound = pkt[UDP].sport in by_port
         person = by_port[pkt[UDP].sport if outbound else pkt[UDP].dport]
         first.setdefault(person, "outbound" if outbound else "inbound")
-    dialled_in = [p for p in scene.capture.packets if TCP in p and p[TCP].dport in by_port]
+    # a connection opened to a participant's port: a SYN without ACK. Any other TCP packet to
+    # that port number is the answer to some client whose ephemeral TCP port happens to equal
+    # the participant's UDP port (the two ranges overlap; a busy stack hits it now and then)
+    dialled_in = [
+        p
+        for p in scene.capture.packets
+        if TCP in p and p[TCP].dport in by_port and int(p[TCP].flags) & SYN_ACK == SYN
+    ]
     checks.flows_opened_outbound(first, list(scene.calls), len(dialled_in))
 
 

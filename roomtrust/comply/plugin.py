@@ -1,10 +1,10 @@
 """The pytest plugin behind `roomtrust comply` (loaded with `-p roomtrust.comply.plugin`).
 
 With `--comply-target SPEC` it keeps only the scenarios the target can check (see `selection`),
-serves `live_stack` from the target's running stack instead of a fresh one, gives every scenario an
-evidence folder under `--comply-out`, and writes `results.json`: one record per test item with its
-scenario key (`feature:line`), outcome, failure text and evidence files. Without the option it does
-nothing.
+serves `live_stack` and `meeting_stack` from the target's running stack instead of fresh ones,
+gives every scenario an evidence folder under `--comply-out`, and writes `results.json`: one record
+per test item with its scenario key (`feature:line`), outcome, failure text and evidence files.
+Without the option it does nothing.
 """
 
 from __future__ import annotations
@@ -62,18 +62,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class _TargetStack:
-    """Serves `live_stack` from the target, so scenarios reuse the stack that comply checks."""
+    """Serves `live_stack` and `meeting_stack` from the target, so scenarios check the stack that
+    comply checks (the meeting and media features would otherwise start a meeting stack of their
+    own, and a target's meeting regions, replicas or not, would go unchecked)."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
 
-    @pytest.fixture(scope="session")
-    def live_stack(self) -> Stack:
+    def _stack(self) -> Stack:
         if self.target.kind == "local":
             from roomtrust.stack import launcher
 
-            return launcher.start(Path(self.target.spec["home"]))
+            return launcher.start_as_up(Path(self.target.spec["home"]))
         return self.target.stack()
+
+    @pytest.fixture(scope="session")
+    def live_stack(self) -> Stack:
+        return self._stack()
+
+    @pytest.fixture(scope="session")
+    def meeting_stack(self) -> Stack:
+        return self._stack()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -152,7 +152,7 @@ def run_comply(
                 if isinstance(target, LocalTarget):
                     home = target.home.resolve()
                     before = _stack_pids(home)
-                    if _stack_pids(launcher.start(home).home) != before:
+                    if _stack_pids(launcher.start_as_up(home).home) != before:
                         started.append(home)
                 items, problem = _run_target(
                     target, out, features, claims_file.resolve(), tags, cwd, timeout

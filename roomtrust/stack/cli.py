@@ -20,8 +20,15 @@ REPLICAS_OPTION = typer.Option(
     1,
     "--replicas",
     min=1,
-    help="processes per DM region, behind one HAProxy per region (2 or more need PostgreSQL; "
-    "meeting regions stay one process each)",
+    help="processes per DM and meeting region, behind one HAProxy per region (2 or more need "
+    "PostgreSQL; meeting replicas also need nats-server)",
+)
+MEETING_REPLICAS_OPTION = typer.Option(
+    None,
+    "--meeting-replicas",
+    min=1,
+    help="signaling replicas per meeting region when it differs from --replicas "
+    "(e.g. --replicas 3 --meeting-replicas 2)",
 )
 DATABASE_OPTION = typer.Option(
     None,
@@ -37,13 +44,17 @@ def up(
     home: Path = HOME_OPTION,
     relays: int = RELAYS_OPTION,
     replicas: int = REPLICAS_OPTION,
+    meeting_replicas: int | None = MEETING_REPLICAS_OPTION,
     database_url: str | None = DATABASE_OPTION,
 ) -> None:
     """Start every service region, media relays and PSTN gateways on 127.0.0.1 with TLS (or reuse
-    the running stack); with --replicas N each DM region runs as N processes behind HAProxy."""
+    the running stack); with --replicas N each DM and meeting region runs as N processes behind
+    HAProxy (--meeting-replicas M: M for the meeting regions), the meeting replicas with one NATS
+    server between them."""
+    counts = {"dm": replicas, "meeting": meeting_replicas or replicas}
     try:
         stack = launcher.start(
-            home, relays=relays, pstn=True, replicas=replicas, database_url=database_url
+            home, relays=relays, pstn=True, replicas=counts, database_url=database_url
         )
     except StackError as exc:
         console.print(f"roomtrust up: {exc}")
@@ -57,6 +68,13 @@ def up(
     for region, relays_of in stack.relays.items():
         for name, relay in relays_of.items():
             console.print(f"relay    {region:5} {name} udp/{relay.media_port}  (pid {relay.pid})")
+    for region, interop in stack.interop.items():
+        console.print(
+            f"interop  {region:5} sip/{interop.sip_port} h323/{interop.h323_port}  "
+            f"(pid {interop.pid})"
+        )
+    if stack.bus is not None:
+        console.print(f"nats           {stack.bus.url}  (pid {stack.bus.pid})")
     console.print(f"stack file: {stack_file(home.resolve())}")
 
 
@@ -103,6 +121,8 @@ def status(home: Path = HOME_OPTION) -> None:
     console.print(table)
     if stack.replicas:
         failed |= replica_table(stack)
+    if stack.bus is not None or stack.interop:
+        failed |= side_table(stack)
     rows = relay_rows(home, stack)
     if rows:
         relays = Table("region", "relay", *RELAY_COLUMNS, "dropped")
@@ -158,6 +178,38 @@ def replica_table(stack: Stack) -> bool:
                     ("ok " if result["ok"] else "DOWN ") + detail,
                     states.get(replica.name, {}).get("status", "?"),
                 )
+    console.print(table)
+    return failed
+
+
+def side_table(stack: Stack) -> bool:
+    """Print the processes beside the regions of a replicated stack (the NATS server, each
+    relay, PSTN and interop gateway) with their health; True when one of them is not healthy."""
+    from roomtrust.stack.meeting_region import bus_healthy
+
+    table = Table("process", "region", "name", "pid", "where", "health")
+    failed = False
+    rows: list[tuple[str, str, str, int, str, dict[str, object]]] = []
+    if stack.bus is not None:
+        ok = bus_healthy(stack.bus)
+        health: dict[str, object] = {"ok": ok} if ok else {"ok": False, "reason": "no /healthz"}
+        rows.append(("nats", "", "", stack.bus.pid, stack.bus.url, health))
+    for region, relays in stack.relays.items():
+        for name, relay in relays.items():
+            where = f"{relay.control_url} udp/{relay.media_port}"
+            rows.append(("relay", region, name, relay.pid, where, launcher.alive(relay.pid)))
+    for region, gateway in stack.pstn.items():
+        where = gateway.control_url
+        rows.append(("pstn", region, "", gateway.pid, where, launcher.alive(gateway.pid)))
+    for region, interop in stack.interop.items():
+        where = f"sip/{interop.sip_port} h323/{interop.h323_port}"
+        rows.append(("interop", region, "", interop.pid, where, launcher.alive(interop.pid)))
+    for kind, region, name, pid, where, result in rows:
+        failed |= not result["ok"]
+        detail = ", ".join(f"{k}={v}" for k, v in result.items() if k != "ok")
+        table.add_row(
+            kind, region, name, str(pid), where, ("ok " if result["ok"] else "DOWN ") + detail
+        )
     console.print(table)
     return failed
 

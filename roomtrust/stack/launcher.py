@@ -12,7 +12,11 @@ With `replicas` N > 1 (PostgreSQL only) each DM region runs as N processes (`roo
 one database schema, sharing the region's CA and release key as secret files (the way the cloud
 mounts them from the key vault) and one blob directory, behind one HAProxy (`balancer.py`); the
 region's endpoint in `stack.json` is the balancer, and the replicas and balancers are listed
-beside it. Meeting regions stay one process each.
+beside it. `replicas` may also give a count per service (`{"dm": 3, "meeting": 2}`): a meeting
+region with 2 or more runs as that many signaling replicas (`roomtrust serve meeting`) behind its
+own HAProxy on its own schema, with the stack's one NATS server between them, its relays
+registered in the database, its PSTN and interop gateways dialling it through the balancer
+(`meeting_region.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from protocol.regions import DM_REGIONS, MEETING_REGIONS
 from protocol.stack import (
     Endpoint,
     Gateway,
+    InteropGateway,
     LoadBalancer,
+    MessageBus,
     Relay,
     Replica,
     Stack,
@@ -56,8 +62,12 @@ if (Path(__file__).resolve().parents[2] / "services" / "meeting" / "main.py").ex
     SERVICES["meeting"] = ("services.meeting.main", MEETING_REGIONS)
 
 START_TIMEOUT = 60.0
-REPLICATED_SERVICES = ("dm",)  # the services whose regions may run as replicas
+REPLICATED_SERVICES = ("dm", "meeting")  # the services whose regions may run as replicas
+# Connections each replica keeps in its pool (up to three times as many under load): a stack of
+# 17 replicas must fit PostgreSQL's default max_connections (100) beside the tools that audit it.
+REPLICA_POOL_SIZE = 2
 RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
+UP_RELAYS = 2  # relays per meeting region of `roomtrust up`: a region can fail over at once
 DEFAULT_RELAYS = 1
 
 
@@ -164,7 +174,7 @@ def start(
     schema_prefix: str | None = None,
     relays: int | Mapping[str, int] | None = None,
     pstn: bool | Sequence[str] = False,
-    replicas: int = 1,
+    replicas: int | Mapping[str, int] = 1,
     database_url: str | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> Stack:
@@ -174,11 +184,12 @@ def start(
     the prefix defaults to ROOMTRUST_SCHEMA_PREFIX, so two stacks can share one database.
     `relays` is the number of media relays per meeting region, or a count per region name
     (default: ROOMTRUST_RELAYS_PER_REGION, else 1). `pstn` starts the PSTN gateway of every
-    meeting region (True) or of the regions named. `replicas` > 1 runs every DM region as that many
-    processes behind a balancer, on the PostgreSQL database of `database_url` (default:
-    ROOMTRUST_DATABASE_URL); a StackError says why when there is none. `extra_env`: settings
-    (ROOMTRUST_*) for the replicated regions' processes."""
-    if replicas > 1:
+    meeting region (True) or of the regions named. `replicas` > 1 runs every DM and meeting region
+    as that many processes behind a balancer (or a count per service name), on the PostgreSQL
+    database of `database_url` (default: ROOMTRUST_DATABASE_URL); a StackError says why when there
+    is none. `extra_env`: settings (ROOMTRUST_*) for the replicated regions' processes."""
+    counts = replica_counts(replicas)
+    if any(count > 1 for count in counts.values()):
         database_url = require_postgres(database_url)
     if schema_prefix is None:
         schema_prefix = os.environ.get("ROOMTRUST_SCHEMA_PREFIX", "")
@@ -193,7 +204,7 @@ def start(
     environment_url = os.environ.get("ROOMTRUST_DATABASE_URL", "")
     stack.database_url = database_url or (environment_url if is_postgres(environment_url) else "")
     chosen = services or list(SERVICES)
-    replicated = [s for s in chosen if replicas > 1 and s in REPLICATED_SERVICES]
+    replicated = [s for s in chosen if counts.get(s, 1) > 1]
     launches = [
         _spawn(home, service, region, schema_prefix=schema_prefix, database_url=stack.database_url)
         for service in chosen
@@ -201,37 +212,118 @@ def start(
         for region in SERVICES[service][1]
     ]
     deadline = time.monotonic() + START_TIMEOUT
+    side_env: dict[str, dict[str, str]] = {}  # meeting region -> its relays' and gateways' settings
     try:
+        if "meeting" in replicated:
+            stack.bus = start_bus(home)
         for service in replicated:
             for region in SERVICES[service][1]:
                 assert database_url is not None
+                region_env: dict[str, str] = {}
+                if service == "meeting":
+                    assert stack.bus is not None
+                    region_env = _meeting_region_env(home, region, stack.bus.url)
+                    side_env[region] = {
+                        **region_env,
+                        "ROOMTRUST_REGION": region,
+                        "ROOMTRUST_DATABASE_URL": database_url,
+                        "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
+                    }
                 stack.add_replicated(
                     *launch_replicated_region(
                         home,
                         service,
                         region,
-                        replicas,
+                        counts[service],
                         database_url,
                         schema_prefix=schema_prefix,
-                        extra_env=extra_env,
+                        extra_env={**(extra_env or {}), **region_env},
                     )
                 )
+                if service == "meeting":
+                    _write_region_entry(home, region, stack.balancers[service][region])
         for launch in launches:
             stack.add(_await_ready(launch, deadline))
         if "meeting" in stack.services:
             # relays and gateways start once their region is up; they get their own deadline
-            stack.relays = start_relays(home, relay_counts(relays))
+            stack.relays = start_relays(home, relay_counts(relays), envs=side_env)
             gateways = list(MEETING_REGIONS) if pstn is True else list(pstn or ())
-            stack.pstn = {region: launch_pstn(home, region) for region in gateways}
+            stack.pstn = {
+                region: launch_pstn(home, region, env=side_env.get(region)) for region in gateways
+            }
+            stack.interop = {
+                region: launch_interop(home, region, env) for region, env in side_env.items()
+            }
     except Exception:
         for launch in launches:
             if launch.proc.poll() is None:
                 terminate(launch.proc.pid)
+        for gateway in stack.interop.values():
+            terminate(gateway.pid)
         stop_replicated(stack)
         stop_relays(home)
+        stop_bus(stack)
         raise
     write_stack(stack)
     return stack
+
+
+def start_as_up(home: Path) -> Stack:
+    """The stack `roomtrust up` starts (two relays and a PSTN gateway per meeting region), or the
+    running one: what the compliance run checks when it starts the stack itself."""
+    return start(home, relays=UP_RELAYS, pstn=True)
+
+
+def replica_counts(replicas: int | Mapping[str, int]) -> dict[str, int]:
+    """Processes per region of each replicated service: one count for all, or one per service (a
+    service not named runs one process per region); an unknown service or a count below 1 is a
+    StackError."""
+    if isinstance(replicas, int):
+        replicas = dict.fromkeys(REPLICATED_SERVICES, replicas)
+    for service, count in replicas.items():
+        if service not in REPLICATED_SERVICES:
+            raise StackError(
+                f"replicas: {service!r} cannot run as replicas "
+                f"(only {', '.join(REPLICATED_SERVICES)})"
+            )
+        if count < 1:
+            raise StackError(
+                f"replicas: {service} needs at least 1 process per region, not {count}"
+            )
+    return dict(replicas)
+
+
+def start_bus(home: Path) -> MessageBus:
+    from roomtrust.stack import meeting_region
+
+    return meeting_region.start_bus(home)
+
+
+def _meeting_region_env(home: Path, region: str, bus_url: str) -> dict[str, str]:
+    """The settings every process of a replicated meeting region gets: the bus, the region's
+    shared files (CA, service tokens, recording key) and its blob directory."""
+    from roomtrust.stack import meeting_region
+
+    files = meeting_region.region_files(home, region)
+    return {
+        **files.env(),
+        "ROOMTRUST_BUS_URL": bus_url,
+        "ROOMTRUST_BLOB_DIRECTORY": str(files.directory / "objects"),
+    }
+
+
+def _write_region_entry(home: Path, region: str, balancer: LoadBalancer) -> None:
+    from roomtrust.stack import meeting_region
+
+    meeting_region.write_region_entry(home, region, balancer)
+
+
+def stop_bus(stack: Stack) -> int:
+    """Stop the stack's NATS server (after the replicas that use it)."""
+    if stack.bus is None or not _alive(stack.bus.pid):
+        return 0
+    terminate(stack.bus.pid)
+    return 1
 
 
 def require_postgres(database_url: str | None) -> str:
@@ -278,15 +370,19 @@ def launch_replicated_region(
     blobs = home / service / region / "objects"
     env = {
         **os.environ,
-        **(extra_env or {}),
-        "ROOMTRUST_REGION": region,
-        "ROOMTRUST_DATABASE_URL": database_url,
-        "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
         "ROOMTRUST_CA_CERT_FILE": str(secrets_files["region-ca-cert"]),
         "ROOMTRUST_CA_KEY_FILE": str(secrets_files["region-ca-key"]),
         "ROOMTRUST_RELEASE_KEY_FILE": str(secrets_files["release-key"]),
         "ROOMTRUST_BLOB_DIRECTORY": str(blobs),
+        "ROOMTRUST_DATABASE_POOL_SIZE": os.environ.get(
+            "ROOMTRUST_DATABASE_POOL_SIZE", str(REPLICA_POOL_SIZE)
+        ),
+        **(extra_env or {}),  # a meeting region's CA is its own directory's (meeting_region.py)
+        "ROOMTRUST_REGION": region,
+        "ROOMTRUST_DATABASE_URL": database_url,
+        "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
     }
+    ca_file = Path(env["ROOMTRUST_CA_CERT_FILE"])
     env.pop("ROOMTRUST_PORT", None)
     env.pop("ROOMTRUST_HOME", None)
     launches = [
@@ -343,7 +439,7 @@ def launch_replicated_region(
         service,
         region,
         url=running.url,
-        ca_file=secrets_files["region-ca-cert"],
+        ca_file=ca_file,
         pid=running.pid,
         port=running.port,
         module=SERVICES[service][0],
@@ -359,6 +455,10 @@ def _spawn_replica(
     replica_home = home / service / region / "replicas" / name
     ready = replica_home / service / region / "ready.json"
     ready.parent.mkdir(parents=True, exist_ok=True)
+    if service == "meeting":
+        from roomtrust.stack import meeting_region
+
+        meeting_region.share_directories(home / service / region, ready.parent)
     ready.unlink(missing_ok=True)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -400,7 +500,19 @@ def relay_counts(relays: int | Mapping[str, int] | None) -> dict[str, int]:
     return {region: count for region, count in relays.items() if count > 0}
 
 
-def _spawn_relay(home: Path, region: str, name: str) -> _Launch:
+def _side_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A side process's environment: the launcher's, with a replicated region's settings."""
+    if env is None:
+        return None  # as before: the launcher's own environment
+    merged = {**os.environ, **env}
+    merged.pop("ROOMTRUST_PORT", None)
+    merged.pop("ROOMTRUST_HOME", None)
+    return merged
+
+
+def _spawn_relay(
+    home: Path, region: str, name: str, env: Mapping[str, str] | None = None
+) -> _Launch:
     from services.meeting.relay.files import ready_file
 
     ready = ready_file(home, region, name)
@@ -418,18 +530,23 @@ def _spawn_relay(home: Path, region: str, name: str) -> _Launch:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=_side_env(env),
         )
     return _Launch("relay", region, proc, ready, log_path)
 
 
 def start_relays(
-    home: Path, counts: Mapping[str, int], deadline: float | None = None
+    home: Path,
+    counts: Mapping[str, int],
+    deadline: float | None = None,
+    envs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, dict[str, Relay]]:
-    """Start relays (after their meeting regions, whose CA they use); returns their entries."""
+    """Start relays (after their meeting regions, whose CA they use); returns their entries.
+    `envs`: the settings of a replicated region's relays (its database, CA, control token)."""
     home = home.resolve()
     deadline = deadline or time.monotonic() + START_TIMEOUT
     launches = [
-        _spawn_relay(home, region, f"relay-{index + 1}")
+        _spawn_relay(home, region, f"relay-{index + 1}", (envs or {}).get(region))
         for region, count in counts.items()
         for index in range(count)
     ]
@@ -459,7 +576,9 @@ def _relay_entry(launch: _Launch) -> Relay:
     )
 
 
-def launch_pstn(home: Path, region: str, deadline: float | None = None) -> Gateway:
+def launch_pstn(
+    home: Path, region: str, deadline: float | None = None, env: Mapping[str, str] | None = None
+) -> Gateway:
     """Start a meeting region's PSTN gateway (after the region) and wait until it is ready."""
     home = home.resolve()
     directory = home / "meeting" / region / "pstn"
@@ -483,11 +602,51 @@ def launch_pstn(home: Path, region: str, deadline: float | None = None) -> Gatew
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=_side_env(env),
         )
     launch = _Launch("pstn", region, proc, ready, log_path)
     _await_file(launch, deadline or time.monotonic() + START_TIMEOUT)
     info = json.loads(ready.read_text())
     return Gateway(region, proc.pid, str(info["control_url"]), str(log_path))
+
+
+def launch_interop(
+    home: Path, region: str, env: Mapping[str, str], deadline: float | None = None
+) -> InteropGateway:
+    """Start a replicated meeting region's SIP/H.323 interop gateway (it dials the region through
+    its balancer) on free loopback ports and wait until it is ready."""
+    from services.meeting.interop.server import ready_file
+
+    home = home.resolve()
+    ready = ready_file(home, region)
+    ready.parent.mkdir(parents=True, exist_ok=True)
+    ready.unlink(missing_ok=True)
+    log_path = home / "logs" / f"interop-{region}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {
+        **env,
+        "ROOMTRUST_HOST": "127.0.0.1",
+        "ROOMTRUST_SIP_PORT": "0",
+        "ROOMTRUST_H323_PORT": "0",
+    }
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "services.meeting.interop"),
+                *("--region", region, "--home", str(home)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=_side_env(settings),
+        )
+    launch = _Launch("interop", region, proc, ready, log_path)
+    _await_file(launch, deadline or time.monotonic() + START_TIMEOUT)
+    info = json.loads(ready.read_text())
+    return InteropGateway(
+        region, proc.pid, int(info["sip_port"]), int(info["h323_port"]), str(log_path)
+    )
 
 
 def stop_relays(home: Path) -> int:
@@ -505,9 +664,13 @@ def stop_relays(home: Path) -> int:
             if _alive(pid):
                 count += 1
                 terminate(pid)
-        for ready in running_relays(home.resolve(), region):
-            count += 1
-            terminate(int(ready["pid"]))
+        # a replicated region's replicas share its relays directory (their replacement relays are
+        # there), but a replica's own directory is searched too, so no relay outlives `down`
+        replicas = home.resolve() / "meeting" / region / "replicas"
+        for relay_home in [home.resolve(), *sorted(replicas.glob("*"))]:
+            for ready in running_relays(relay_home, region):
+                count += 1
+                terminate(int(ready["pid"]))
     return count
 
 
@@ -535,12 +698,18 @@ def stop(home: Path) -> int:
     if not stack_file(home).exists():
         return stop_relays(home)
     stack = read_stack(home)
-    running = stop_replicated(stack)
+    running = 0
+    for gateway in stack.interop.values():
+        if _alive(gateway.pid):
+            running += 1
+            terminate(gateway.pid)
+    running += stop_replicated(stack)
     for ep in stack.endpoints():
         if _alive(ep.pid):
             running += 1
             terminate(ep.pid)
     running += stop_relays(home)  # after the regions, so none of them replaces a stopped relay
+    running += stop_bus(stack)
     stack_file(home).unlink(missing_ok=True)
     return running
 
@@ -558,6 +727,11 @@ def restart_region(home: Path, service: str, region: str) -> Endpoint:
     stack.add(entry)
     write_stack(stack)
     return entry
+
+
+def alive(pid: int) -> dict[str, Any]:
+    """Whether the process runs, as a health answer (for processes without a /healthz)."""
+    return {"ok": True} if _alive(pid) else {"ok": False, "reason": "process not running"}
 
 
 def health(ep: Endpoint, timeout: float = 3.0) -> dict[str, Any]:

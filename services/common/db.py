@@ -42,8 +42,9 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for `url`; on PostgreSQL `schema` is created if needed and made the search path."""
+def make_engine(url: str, schema: str | None = None, pool_size: int = 10, **kwargs: Any) -> Engine:
+    """An engine for `url`; on PostgreSQL `schema` is created if needed and made the search path,
+    and the pool keeps `pool_size` connections (and opens up to twice as many more under load)."""
     if is_postgres(url):
         if schema is None:
             raise ValueError("a PostgreSQL store needs a schema name")
@@ -57,8 +58,8 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
         return create_engine(
             url,
             connect_args={"options": f"-csearch_path={schema}"},
-            pool_size=10,
-            max_overflow=20,
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
             pool_pre_ping=True,
             **kwargs,
         )

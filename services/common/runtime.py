@@ -105,7 +105,7 @@ def open_region(
     url, schema = store_location(
         settings.database_url, home, service, region, settings.schema_prefix
     )
-    engine = make_engine(url, schema)
+    engine = make_engine(url, schema, pool_size=settings.database_pool_size)
     migrate(engine, migrations)
     return RegionRuntime(
         service,

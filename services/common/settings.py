@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     schema_prefix: str = Field(
         default="", description="prefix of the PostgreSQL schemas (lets stacks share a database)"
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="PostgreSQL: connections a process keeps open, and up to twice as many more "
+        "under load; every process of every region shares the server's max_connections",
+    )
     ca_cert_file: Path | None = Field(
         default=None, description="the region CA's certificate (PEM), e.g. a mounted secret"
     )
