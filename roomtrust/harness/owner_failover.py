@@ -3,7 +3,8 @@
 Used by the live test (a few rounds) and `python -m bench signaling_failover` (20 rounds). The
 participants join through the balancer with resumable calls (`MediaCall(reconnect=...)`) and send
 20 ms audio frames the whole time. Each round SIGKILLs the owner replica, starts a replacement on
-the same port (the balancer's server entry), and records per round:
+the same port (the balancer's server entry), and records per round (`stall_round` instead stops
+the owner past its lease and lets it go on, as CPU starvation does):
 
 - `media_gap_s`: per receiver, the longest time without a frame from a sender across the kill;
 - `resume_s`: per dropped participant, from its socket's drop to `resumed` on a new socket;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,9 @@ from roomtrust.harness.call import MediaCall
 from roomtrust.harness.meeting_replicas import Proc, ReplicatedMeeting
 
 SETTLE = 1.5  # seconds of call after each round's recovery, before the next kill
+# after a stalled owner goes on: past the resume grace (10 s), so a participant the new owner
+# waits for in vain would have left by then
+STALL_SETTLE = 11.0
 
 
 @dataclass
@@ -169,6 +174,35 @@ async def kill_round(
     result.open_legs = {a: len(ids) for a, ids in legs_after.items()}
     result.legs_same = legs_after == legs_before
     return result
+
+
+async def stall_round(
+    region: ReplicatedMeeting, calls: list[MediaCall], conference_id: str, stall_s: float
+) -> tuple[Round, bool]:
+    """Stop the owner replica (SIGSTOP, as a replica starved of CPU) past its lease, so the other
+    replica takes the conference over, then let it go on (SIGCONT) and wait past the resume
+    grace: the round, and whether the owner changed (the stall did cause a take-over)."""
+    result = Round()
+    roster_before = latest_roster(calls[0])
+    legs_before = open_legs(region, conference_id)
+    victim = owner_replica(region, conference_id)
+    before = region.owner(conference_id)
+    loop = asyncio.get_running_loop()
+    victim.process.send_signal(signal.SIGSTOP)
+    stalled_at = loop.time()
+    try:
+        await asyncio.sleep(stall_s)
+    finally:
+        victim.process.send_signal(signal.SIGCONT)
+    result.signaling_s = list(await asyncio.gather(*(probe(c, stalled_at) for c in calls)))
+    await asyncio.sleep(STALL_SETTLE)
+    result.media_gap_s = gaps(calls, stalled_at, loop.time())
+    result.left = any(c.signal.over for c in calls)
+    result.roster_same = all(latest_roster(c) == roster_before for c in calls)
+    legs_after = open_legs(region, conference_id)
+    result.open_legs = {a: len(ids) for a, ids in legs_after.items()}
+    result.legs_same = legs_after == legs_before
+    return result, region.owner(conference_id) != before
 
 
 async def run_rounds(

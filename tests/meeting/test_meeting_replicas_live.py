@@ -14,6 +14,9 @@ database (`roomtrust.harness.meeting_replicas`).
   its snapshot; the participants whose sockets it holds stay in, and the ones that were on the dead
   replica resume their place through the balancer with their resume token (same participant,
   same CDR leg).
+- The owner replica stalled past its lease (SIGSTOP, as CPU starvation does) and then going on:
+  the other replica takes over, the stalled one steps down instead of acting on a conference it
+  lost, and nobody leaves, the roster and the CDR legs stay, media and signaling come back.
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ from roomtrust.harness.meeting_replicas import (
     replicated_meeting,
 )
 from roomtrust.harness.owner_failover import (
+    Round,
+    join_all,
     owner_replica,
     run_rounds,
     setup_conference,
+    stall_round,
     summary,
 )
 from roomtrust.stack.balancer import haproxy_missing, server_states
@@ -302,3 +308,27 @@ def test_the_owner_replica_killed_mid_call_twice_nobody_leaves_and_the_record_ho
     assert len(result["resumes"]) >= 2, rounds  # at least the owner replica's sockets resumed
     assert max(result["resumes"]) < 5.0, result["resumes"]  # the issue's "within seconds"
     assert all(gap < 5.0 for gap in result["media_gaps"]), result["media_gaps"]
+
+
+def test_an_owner_stalled_past_its_lease_steps_down_and_nobody_leaves(
+    region: ReplicatedMeeting,
+) -> None:
+    apis, cid = setup_conference(region, parties=3)
+
+    async def scenario() -> tuple[Round, bool]:
+        calls = await join_all(region, apis, cid)
+        try:
+            await asyncio.sleep(1.0)
+            return await stall_round(region, calls, cid, stall_s=2.0)
+        finally:
+            for call in calls:
+                await call.close()
+                await call.signal.__aexit__(None, None, None)
+
+    stalled, moved = asyncio.run(scenario())
+    assert moved, "the stall did not make the other replica take the conference over"
+    assert not stalled.left, stalled
+    assert stalled.roster_same, stalled
+    assert stalled.legs_same and set(stalled.open_legs.values()) == {1}, stalled
+    assert all(gap < 5.0 for gap in stalled.media_gap_s), stalled.media_gap_s
+    assert all(s < 5.0 for s in stalled.signaling_s), stalled.signaling_s

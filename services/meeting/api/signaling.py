@@ -27,6 +27,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, assert_never
@@ -93,6 +94,7 @@ from services.meeting.domain.session_io import (
 )
 from services.meeting.media.recorder import Recorders
 from services.meeting.store.conference_store import ConferenceStore, JoinableConference
+from services.meeting.store.replica_store import LEASE_SECONDS
 
 log = logging.getLogger("roomtrust.meeting.signaling")
 
@@ -102,7 +104,16 @@ UNSUBSCRIBE_DELAY = 1.0  # after a conference ends, before its bus subject is le
 _BACKGROUND: set[asyncio.Future[None]] = set()
 # what a replica asks a conference's owner on the bus
 ENTER, EXIT, MESSAGE, REJOIN, DROPPED = "enter", "exit", "message", "rejoin", "dropped"
+PRESENT = "present"  # a former owner hands over a socket it holds: no grace for that participant
+# an owner acts on a conference only while it knows its lease holds: until this long after it
+# asked for the lease (the database's `now()` is no earlier than the asking), less a margin
+LEASE_MARGIN = 0.15
 IN_CONFERENCE_WITH_POLICY = (MessageType.CHAT, MessageType.RECORD, MessageType.STREAM)
+
+
+class Moved(Exception):
+    """This replica's lease on a conference lapsed and another replica took it over: the event
+    was not applied here (the caller hands it to the new owner)."""
 
 
 @dataclass(eq=False)
@@ -148,6 +159,7 @@ class LiveConference:
     absent: set[str] = field(default_factory=set)  # dropped, their place kept until the grace
     grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     subscription: Any = None  # its conference subject on the bus (replicated region)
+    lease_until: float = 0.0  # event-loop time until which this replica's lease surely holds
 
     @property
     def conference_id(self) -> str:
@@ -314,7 +326,11 @@ class Signaling:
             await conn.send(wire.Pong())
             return
         if kind == MessageType.JOIN:
-            await self._join(conn, message)
+            try:
+                await self._join(conn, message)
+            except Moved:
+                conn.conference_id = None
+                raise Forbidden("the conference moved; join again", field="type") from None
             return
         if kind == MessageType.LEAVE:
             await self._leave(conn)
@@ -325,7 +341,12 @@ class Signaling:
         if conn.remote:
             await self._forward(conn, MESSAGE, message)
             return
-        await self._in_conference(conn, message)
+        try:
+            await self._in_conference(conn, message)
+        except Moved:
+            if not conn.remote:
+                raise Forbidden("the conference moved; send it again", field="type") from None
+            await self._forward(conn, MESSAGE, message)
 
     async def _in_conference(self, conn: Connection | RemoteParticipant, message: Any) -> None:
         kind = message["type"]
@@ -460,12 +481,22 @@ class Signaling:
         if live is None:
             return
         async with live.lock:
-            await self._apply(live, Leave(conn.participant_id))
+            try:
+                await self._apply(live, Leave(conn.participant_id))
+            except Moved:
+                if not isinstance(conn, Connection):
+                    raise  # the replica that asked hands the leave to the new owner
+                conn.conference_id, conn.remote = live.conference_id, True
+                with contextlib.suppress(DomainError):
+                    await self._forward(conn, EXIT, None)
+                conn.conference_id, conn.remote = None, False
 
     # -- actions ----------------------------------------------------------------------------
 
     async def _apply(self, live: LiveConference, event: Event) -> None:
-        """Feed the session an event and carry out its actions (with the conference lock held)."""
+        """Feed the session an event and carry out its actions (with the conference lock held),
+        only while this replica's lease holds (`Moved` otherwise)."""
+        await self._hold_lease(live)
         await self._carry_out(live, live.session.handle(event))
 
     async def _carry_out(self, live: LiveConference, actions: list[Action]) -> None:
@@ -546,8 +577,11 @@ class Signaling:
         self._rename(conn, participant_id)
         conn.conference_id = conference_id
         try:
-            if self.replication is not None and conference_id not in self.live:
+            if self.replication is not None:
+                # also when this replica owns the conference: should it lose it, the new owner
+                # reaches this socket on the bus
                 await self._attach(conn)
+            if self.replication is not None and conference_id not in self.live:
                 owner = await self.replication.store.owner(conference_id)
                 if owner is None:
                     raise Forbidden("the conference is not live", field="conference_id")
@@ -647,7 +681,8 @@ class Signaling:
             if isinstance(conn, RemoteParticipant):
                 del self.connections[participant_id]
             log.info("participant %s did not resume; it leaves", participant_id)
-            await self._apply(live, Leave(participant_id))
+            with contextlib.suppress(Moved):
+                await self._apply(live, Leave(participant_id))
 
     # -- the replicated region: owners, forwarding and take-over ----------------------------
 
@@ -670,6 +705,7 @@ class Signaling:
 
     async def _take_over(self, conference_id: str) -> bool:
         rep = self._replication()
+        asked = asyncio.get_running_loop().time()
         taken = await rep.store.take_over(conference_id, rep.replica_id)
         if taken is None:
             owner = await rep.store.owner(conference_id)
@@ -679,6 +715,7 @@ class Signaling:
             return True  # its owner died before writing a session: the next join opens one
         session = ConferenceSession.restore(snapshot)
         live = LiveConference(session, saved="", resume=resume)
+        live.lease_until = asked + LEASE_SECONDS - LEASE_MARGIN
         self.live[conference_id] = live
         for person in [*session.lobby.participants, *session.lobby.waiting]:
             conn = self.connections.get(person)
@@ -692,6 +729,58 @@ class Signaling:
         await self._serve_conference(live)
         log.warning("replica %s took over conference %s", rep.replica_id, conference_id)
         return True
+
+    async def _hold_lease(self, live: LiveConference) -> None:
+        """Fencing: act on a conference only under a lease known to hold. A replica starved of
+        CPU past its lease renews it first; if another replica took the conference over
+        meanwhile, this one steps down and raises `Moved`."""
+        if self.replication is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < live.lease_until:
+            return
+        rep = self.replication
+        asked = loop.time()
+        if live.conference_id in await rep.store.renew(rep.replica_id, [live.conference_id]):
+            live.lease_until = asked + LEASE_SECONDS - LEASE_MARGIN
+            return
+        await self._step_down(live)
+        raise Moved(live.conference_id)
+
+    async def _step_down(self, live: LiveConference) -> None:
+        """Another replica owns the conference now: drop the session here (no more actions, no
+        grace timers), and hand the sockets held here to the new owner as present."""
+        conference_id = live.conference_id
+        if self.live.get(conference_id) is not live:
+            return
+        log.warning("conference %s is owned elsewhere now", conference_id)
+        del self.live[conference_id]
+        for task in live.grace.values():
+            if task is not asyncio.current_task():
+                task.cancel()
+        live.grace.clear()
+        if live.subscription is not None:
+            # not from here: this may run in that subscription's own handler
+            asyncio.get_running_loop().call_later(
+                UNSUBSCRIBE_DELAY, _unsubscribe_soon, live.subscription
+            )
+            live.subscription = None
+        for conn in list(self.connections.values()):
+            if conn.conference_id != conference_id:
+                continue
+            if isinstance(conn, Connection):
+                conn.remote = True  # its messages go to the new owner
+                _in_background(self._hand_over(conn))
+            else:
+                del self.connections[conn.participant_id]
+
+    async def _hand_over(self, conn: Connection) -> None:
+        """Tell the conference's new owner that this socket's participant is here (the owner
+        took over from the snapshot and would otherwise wait for it to resume)."""
+        with contextlib.suppress(DomainError):
+            await self._attach(conn)
+            if conn.remote and conn.conference_id is not None:
+                await self._forward(conn, PRESENT, None)
 
     async def _serve_conference(self, live: LiveConference) -> None:
         if self.replication is None or live.subscription is not None:
@@ -734,7 +823,9 @@ class Signaling:
         if text == live.saved:
             return
         rep = self.replication
-        await rep.store.save(live.conference_id, rep.replica_id, snapshot, live.resume)
+        if not await rep.store.save(live.conference_id, rep.replica_id, snapshot, live.resume):
+            await self._step_down(live)
+            return
         live.saved = text
 
     async def _attach(self, conn: Connection) -> None:
@@ -819,7 +910,7 @@ class Signaling:
                 return {}
             await asyncio.sleep(0.1)
 
-    async def _on_request(self, conference_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _on_request(self, conference_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """A request to the owner of a conference, from the replica holding a participant."""
         live = self.live.get(conference_id)
         if live is None:
@@ -838,6 +929,8 @@ class Signaling:
                 self.connections[pid] = conn
         try:
             await self._handle_here(conference_id, conn, body)
+        except Moved:
+            return None  # the new owner, subscribed too, answers it
         except DomainError as exc:
             return {"owned": True, "refused": exc.reason, "field": exc.field}
         return {"owned": True}
@@ -865,6 +958,9 @@ class Signaling:
                 await self._rejoin_here(
                     conference_id, conn, str(asked["digest"]), asked.get("relay") or None
                 )
+            elif kind == PRESENT:
+                conn.conference_id = conference_id
+                self._present(conference_id, conn.participant_id)
             elif kind == DROPPED:
                 live = self.live.get(conference_id)
                 if live is not None and self.connections.get(conn.participant_id) is conn:
@@ -888,21 +984,14 @@ class Signaling:
         rep = self._replication()
         while True:
             try:
-                owned = [c for c, live in self.live.items() if not live.session.ended]
-                kept = set(await rep.store.renew(rep.replica_id, owned))
-                for conference_id in owned:
-                    if conference_id not in kept:
-                        log.warning("conference %s is owned elsewhere now", conference_id)
-                        live = self.live.pop(conference_id)
-                        if live.subscription is not None:
-                            await live.subscription.unsubscribe()
-                        for conn in list(self.connections.values()):
-                            if conn.conference_id != conference_id:
-                                continue
-                            if isinstance(conn, Connection):
-                                conn.remote = True  # its messages go to the new owner
-                            else:
-                                del self.connections[conn.participant_id]
+                owned = {c: live for c, live in self.live.items() if not live.session.ended}
+                asked = asyncio.get_running_loop().time()
+                kept = set(await rep.store.renew(rep.replica_id, list(owned)))
+                for conference_id, live in owned.items():
+                    if conference_id in kept:
+                        live.lease_until = asked + LEASE_SECONDS - LEASE_MARGIN
+                    else:
+                        await self._step_down(live)
                 elsewhere = sorted(
                     {
                         c.conference_id
@@ -925,7 +1014,11 @@ def _unsubscribe_soon(subscription: Any) -> None:
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
 
-    task = asyncio.ensure_future(unsubscribe())
+    _in_background(unsubscribe())
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
 

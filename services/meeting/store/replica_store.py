@@ -334,14 +334,16 @@ class ReplicaStore:
         replica_id: str,
         snapshot: dict[str, Any],
         resume_tokens: dict[str, str],
-    ) -> None:
-        """Write the session's snapshot and the digests of its resume tokens (never a token)."""
-        await self._run(
-            lambda s: s.execute(
+    ) -> bool:
+        """Write the session's snapshot and the digests of its resume tokens (never a token);
+        False when this replica no longer owns the conference (nothing written)."""
+
+        def save(s: Session) -> bool:
+            row = s.execute(
                 text(
                     "UPDATE conference_owners SET snapshot = CAST(:snap AS json),"
                     " resume_tokens = CAST(:tokens AS json)"
-                    " WHERE conference_id = :c AND replica_id = :r"
+                    " WHERE conference_id = :c AND replica_id = :r RETURNING conference_id"
                 ),
                 {
                     "c": conference_id,
@@ -349,8 +351,10 @@ class ReplicaStore:
                     "snap": json.dumps(snapshot),
                     "tokens": json.dumps(resume_tokens),
                 },
-            )
-        )
+            ).first()
+            return row is not None
+
+        return await self._run(save)
 
     async def release(self, conference_id: str, replica_id: str) -> None:
         await self._run(
