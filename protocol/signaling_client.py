@@ -93,6 +93,10 @@ class SignalingClient:
         self.over = False  # the server ended the conference for this client
         self._auth: Auth | None = None
         self._resuming = False
+        # Cleared while a resume is under way: a message sent meanwhile would reach the new socket
+        # before `resume`, and the server would rightly refuse it (not in a conference yet).
+        self._live = asyncio.Event()
+        self._live.set()
         self.relay_name: str | None = None  # of the last media grant received
 
     # -- the socket ------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ class SignalingClient:
             close_timeout=self.close_timeout,
         )
         if auth is not None:
-            await self.send(auth)
+            await self._send_now(auth.encode())
         return self
 
     async def close(self) -> None:
@@ -136,6 +140,11 @@ class SignalingClient:
         await self.send_raw(message.encode())
 
     async def send_raw(self, data: Mapping[str, Any]) -> None:
+        """Send now, or, while the socket is being resumed, once the resume is over."""
+        await self._live.wait()
+        await self._send_now(data)
+
+    async def _send_now(self, data: Mapping[str, Any]) -> None:
         await self._socket().send(json.dumps(dict(data)))
 
     async def join(self, conference_id: str, password: str | None = None) -> None:
@@ -186,12 +195,13 @@ class SignalingClient:
             self.relay_name,
         )
         self._resuming = True
+        self._live.clear()
         try:
             while loop.time() - dropped < self.resume_patience:
                 try:
                     await self.connect(self._auth)
                     await self.hello()
-                    await self.send(request)
+                    await self._send_now(request.encode())
                     while (answer := await self.receive(timeout=5)) is not None:
                         if answer.get("type") == MessageType.RESUMED:
                             self.close_code = None
@@ -210,6 +220,7 @@ class SignalingClient:
             return None
         finally:
             self._resuming = False
+            self._live.set()
 
     async def receive_message(self, timeout: float | None = None) -> Message | None:
         """The next message, typed; None once the socket is closed."""

@@ -178,3 +178,48 @@ def test_wss_refuses_a_server_of_another_ca(tmp_path: Path) -> None:
 def test_a_wss_url_needs_a_ca() -> None:
     with pytest.raises(ValueError, match="needs the CA file"):
         SignalingClient("wss://127.0.0.1:1/v1/signaling")
+
+
+def test_a_message_sent_while_resuming_waits_for_resumed() -> None:
+    """A message sent while the socket is being resumed goes out after `resume` on the new socket,
+    never before it: the server would refuse it there (not in a conference yet), and the refusal
+    would read as a refused resume."""
+
+    async def script(ws: ServerConnection, recorded: list[Any]) -> None:
+        if len(recorded) > 1:
+            await asyncio.sleep(0.2)  # a slow sign-in: the new socket is open, `resume` not sent
+        await ws.send(json.dumps(s.Hello("acct-a", "Alice").encode()))
+        if len(recorded) == 1:  # the first socket: join, get a token, then drop
+            recorded.append(json.loads(await ws.recv()))
+            await ws.send(json.dumps(s.ResumeToken("na-abc", "p-1", "secret").encode()))
+            await ws.close()
+            return
+        recorded.append(json.loads(await ws.recv()))
+        await asyncio.sleep(0.3)  # a slow resume: the client's other task sends meanwhile
+        await ws.send(json.dumps(s.Resumed("na-abc", "p-1", True).encode()))
+        recorded.append(json.loads(await ws.recv()))
+
+    async def client_side(url: str) -> tuple[dict[str, Any] | None, SignalingClient]:
+        client = SignalingClient(url, token="tok", resumable=True)
+        async with client:
+            await client.hello()
+            await client.join("na-abc")
+            assert (await client.receive())["type"] == s.MessageType.RESUME_TOKEN  # type: ignore[index]
+
+            async def send_while_resuming() -> None:
+                while not client._resuming:  # the drop noticed, the new socket on its way
+                    await asyncio.sleep(0.01)
+                await client.send(s.Ping())
+
+            sender = asyncio.create_task(send_while_resuming())
+            answer = await client.receive()
+            await sender
+        return answer, client
+
+    (answer, client), recorded = asyncio.run(run(script, client_side))
+    assert answer is not None and answer["type"] == s.MessageType.RESUMED
+    assert recorded[1]["type"] == s.MessageType.JOIN and recorded[1]["resumable"] is True
+    # the second socket: its sign-in header, then `resume` first and the ping after it
+    assert recorded[3]["type"] == s.MessageType.RESUME
+    assert recorded[4] == {"type": "ping"}
+    assert len(client.resumes) == 1
