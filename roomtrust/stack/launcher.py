@@ -66,6 +66,9 @@ REPLICATED_SERVICES = ("dm", "meeting")  # the services whose regions may run as
 # Connections each replica keeps in its pool (up to three times as many under load): a stack of
 # 17 replicas must fit PostgreSQL's default max_connections (100) beside the tools that audit it.
 REPLICA_POOL_SIZE = 2
+# The same for a region's single process on PostgreSQL: the stack's seven regions, their relays and
+# gateways, and the tools auditing them share one server.
+SINGLE_POOL_SIZE = 3
 RELAYS_ENV = "ROOMTRUST_RELAYS_PER_REGION"
 UP_RELAYS = 2  # relays per meeting region of `roomtrust up`: a region can fail over at once
 DEFAULT_RELAYS = 1
@@ -126,10 +129,20 @@ def _spawn(
             env={
                 **os.environ,
                 "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
-                **({"ROOMTRUST_DATABASE_URL": database_url} if database_url else {}),
+                **(_database_env(database_url, SINGLE_POOL_SIZE) if database_url else {}),
             },
         )
     return _Launch(service, region, proc, ready, log_path)
+
+
+def _database_env(database_url: str, pool_size: int) -> dict[str, str]:
+    """The database of a stack's process, with its pool kept small (unless the caller set one)."""
+    return {
+        "ROOMTRUST_DATABASE_URL": database_url,
+        "ROOMTRUST_DATABASE_POOL_SIZE": os.environ.get(
+            "ROOMTRUST_DATABASE_POOL_SIZE", str(pool_size)
+        ),
+    }
 
 
 def _await_file(launch: _Launch, deadline: float) -> None:
@@ -226,7 +239,7 @@ def start(
                     side_env[region] = {
                         **region_env,
                         "ROOMTRUST_REGION": region,
-                        "ROOMTRUST_DATABASE_URL": database_url,
+                        **_database_env(database_url, REPLICA_POOL_SIZE),
                         "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
                     }
                 stack.add_replicated(
