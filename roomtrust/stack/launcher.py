@@ -106,33 +106,37 @@ def _spawn(
     directory.mkdir(parents=True, exist_ok=True)
     ready = directory / "ready.json"
     ready.unlink(missing_ok=True)
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{service}-{region}.log"
+    proc, log_path = _start_module(
+        home,
+        f"{service}-{region}",
+        module,
+        ["--region", region, "--home", str(home), "--port", str(port)],
+        {
+            **os.environ,
+            "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
+            **(_database_env(database_url, SINGLE_POOL_SIZE) if database_url else {}),
+        },
+    )
+    return _Launch(service, region, proc, ready, log_path)
+
+
+def _start_module(
+    home: Path, log_name: str, module: str, args: list[str], env: Mapping[str, str] | None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`python -m module args` in a session of its own, its output appended to
+    `<home>/logs/<log_name>.log`; `env=None` keeps the launcher's environment."""
+    log_path = home / "logs" / f"{log_name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                module,
-                "--region",
-                region,
-                "--home",
-                str(home),
-                "--port",
-                str(port),
-            ],
+            [sys.executable, "-m", module, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={
-                **os.environ,
-                "ROOMTRUST_SCHEMA_PREFIX": schema_prefix,
-                **(_database_env(database_url, SINGLE_POOL_SIZE) if database_url else {}),
-            },
+            env=None if env is None else dict(env),
         )
-    return _Launch(service, region, proc, ready, log_path)
+    return proc, log_path
 
 
 def _database_env(database_url: str, pool_size: int) -> dict[str, str]:
@@ -473,21 +477,13 @@ def _spawn_replica(
 
         meeting_region.share_directories(home / service / region, ready.parent)
     ready.unlink(missing_ok=True)
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{service}-{region}-{name}.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", SERVICES[service][0]),
-                *("--region", region, "--home", str(replica_home), "--port", "0"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=dict(env),
-        )
+    proc, log_path = _start_module(
+        home,
+        f"{service}-{region}-{name}",
+        SERVICES[service][0],
+        ["--region", region, "--home", str(replica_home), "--port", "0"],
+        env,
+    )
     return name, _Launch(service, region, proc, ready, log_path)
 
 
@@ -530,21 +526,13 @@ def _spawn_relay(
 
     ready = ready_file(home, region, name)
     ready.unlink(missing_ok=True)
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"relay-{region}-{name}.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "services.meeting.relay"),
-                *("--region", region, "--home", str(home), "--name", name),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=_side_env(env),
-        )
+    proc, log_path = _start_module(
+        home,
+        f"relay-{region}-{name}",
+        "services.meeting.relay",
+        ["--region", region, "--home", str(home), "--name", name],
+        _side_env(env),
+    )
     return _Launch("relay", region, proc, ready, log_path)
 
 
@@ -598,25 +586,13 @@ def launch_pstn(
     directory.mkdir(parents=True, exist_ok=True)
     ready = directory / "ready.json"
     ready.unlink(missing_ok=True)
-    log_path = home / "logs" / f"pstn-{region}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.meeting.pstn",
-                "--region",
-                region,
-                "--home",
-                str(home),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=_side_env(env),
-        )
+    proc, log_path = _start_module(
+        home,
+        f"pstn-{region}",
+        "services.meeting.pstn",
+        ["--region", region, "--home", str(home)],
+        _side_env(env),
+    )
     launch = _Launch("pstn", region, proc, ready, log_path)
     _await_file(launch, deadline or time.monotonic() + START_TIMEOUT)
     info = json.loads(ready.read_text())
@@ -634,26 +610,19 @@ def launch_interop(
     ready = ready_file(home, region)
     ready.parent.mkdir(parents=True, exist_ok=True)
     ready.unlink(missing_ok=True)
-    log_path = home / "logs" / f"interop-{region}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     settings = {
         **env,
         "ROOMTRUST_HOST": "127.0.0.1",
         "ROOMTRUST_SIP_PORT": "0",
         "ROOMTRUST_H323_PORT": "0",
     }
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "services.meeting.interop"),
-                *("--region", region, "--home", str(home)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=_side_env(settings),
-        )
+    proc, log_path = _start_module(
+        home,
+        f"interop-{region}",
+        "services.meeting.interop",
+        ["--region", region, "--home", str(home)],
+        _side_env(settings),
+    )
     launch = _Launch("interop", region, proc, ready, log_path)
     _await_file(launch, deadline or time.monotonic() + START_TIMEOUT)
     info = json.loads(ready.read_text())
